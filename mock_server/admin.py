@@ -1,0 +1,94 @@
+"""The emulator's own control API under ``/_mock/``: health, the virtual clock, reset, task dump."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from . import __version__
+from .appkeys import EMULATOR, REGION, REQUEST_ID
+from .clock import ClockError
+from .errors import DashScopeError
+from .models import Task
+from .regions import REGIONS
+from .responses import json_response
+from .timefmt import parse_iso, task_time
+
+
+def _clock_body(request: web.Request) -> dict:
+    clock = request.app[EMULATOR].clock
+    return {"now": clock.now().isoformat(), "frozen": clock.frozen}
+
+
+async def health(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    return json_response({"status": "ok", "version": __version__,
+                          "region": request[REGION],
+                          "regions": {str(p): r for p, r in emulator.listener_regions.items()},
+                          "timing": emulator.settings.timing, "seed": emulator.settings.seed})
+
+
+async def get_clock(request: web.Request) -> web.Response:
+    return json_response(_clock_body(request))
+
+
+async def post_clock(request: web.Request) -> web.Response:
+    clock = request.app[EMULATOR].clock
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError:
+        raise DashScopeError.of("invalid_body") from None
+    if not isinstance(body, dict) or not body:
+        raise _admin_error("send advance_seconds, set or frozen")
+    try:
+        if "frozen" in body:
+            if not isinstance(body["frozen"], bool):
+                raise _admin_error("frozen must be true or false")
+            clock.freeze(body["frozen"])
+        if "set" in body:
+            clock.set(parse_iso(str(body["set"])))
+        if "advance_seconds" in body:
+            seconds = body["advance_seconds"]
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+                raise _admin_error("advance_seconds must be a number")
+            clock.advance(float(seconds))
+    except ClockError as exc:
+        raise _admin_error(str(exc)) from None
+    except ValueError:
+        raise _admin_error("set must be an ISO-8601 time") from None
+    return json_response(_clock_body(request))
+
+
+async def reset(request: web.Request) -> web.Response:
+    await request.app[EMULATOR].reset()
+    return json_response({"status": "reset", **_clock_body(request)})
+
+
+async def list_all_tasks(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    now = emulator.clock.now()
+    return json_response({"now": now.isoformat(),
+                          "tasks": [_timeline(t, now) for t in emulator.store.tasks()]})
+
+
+def _timeline(task: Task, now) -> dict:
+    def when(value):
+        return task_time(value) if value is not None else None
+    return {
+        "task_id": task.task_id, "region": task.region, "account_id": task.account_id,
+        "api_key_id": task.api_key_id, "model": task.spec.model, "status": task.status_at(now),
+        "submit_time": when(task.submit_time), "queue_wait_seconds": round(task.queue_wait, 3),
+        "run_seconds": round(task.run_time, 3), "scheduled_time": when(task.scheduled_time),
+        "end_time": when(task.end_time), "canceled_time": when(task.canceled_time),
+        "expires_time": when(task.expires_at), "video_ready": task.video_ready,
+        "width": task.width, "height": task.height, "seed": task.seed,
+        "resolution": task.spec.resolution, "template": task.spec.template,
+        "failure": None if task.failure is None else {
+            "code": task.failure.code, "message": task.failure.message, "at": task.failure.at},
+        "real_host": REGIONS[task.region].real_host,
+    }
+
+
+def _admin_error(message: str) -> DashScopeError:
+    return DashScopeError(400, "InvalidParameter", message)

@@ -1,0 +1,68 @@
+"""The one clock every timestamp, transition and expiry is computed from.
+
+It runs at real speed from a chosen start unless frozen; tests freeze it and move it with
+``advance``/``set`` instead of sleeping. It never moves backwards, so a task that reached a terminal
+state stays there.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+
+class ClockError(ValueError):
+    """A clock change that would break time's arrow (moving backwards)."""
+
+
+class VirtualClock:
+    def __init__(self, start: datetime | None = None, *, frozen: bool = False,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._monotonic = monotonic
+        self._anchor_virtual = _aware(start) if start else datetime.now(timezone.utc)
+        self._anchor_real = monotonic()
+        self._frozen = frozen
+        self._listeners: list[Callable[[datetime], None]] = []
+
+    # --- reading ---------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        if self._frozen:
+            return self._anchor_virtual
+        return self._anchor_virtual + timedelta(seconds=self._monotonic() - self._anchor_real)
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen
+
+    # --- steering --------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ClockError("the clock only moves forward: advance_seconds must be >= 0")
+        return self._rebase(self.now() + timedelta(seconds=seconds))
+
+    def set(self, when: datetime) -> datetime:
+        when = _aware(when)
+        if when < self.now():
+            raise ClockError(f"the clock only moves forward: {when.isoformat()} is in its past")
+        return self._rebase(when)
+
+    def freeze(self, frozen: bool = True) -> datetime:
+        now = self.now()
+        self._frozen = frozen
+        return self._rebase(now)
+
+    def on_change(self, listener: Callable[[datetime], None]) -> None:
+        """Call ``listener(now)`` after every jump (advance/set), e.g. to sweep expired tasks."""
+        self._listeners.append(listener)
+
+    def _rebase(self, when: datetime) -> datetime:
+        self._anchor_virtual = when
+        self._anchor_real = self._monotonic()
+        for listener in list(self._listeners):
+            listener(when)
+        return when
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)

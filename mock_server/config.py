@@ -1,0 +1,30 @@
+"""Everything an emulator instance is configured with, as one value the app factory takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .accounts import KeySpec
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    beijing_port: int = 18100
+    singapore_port: int = 18101
+    api_keys: list[KeySpec] = field(default_factory=list)
+    data_dir: Path | None = None  # None: a temporary directory removed at shutdown
+    seed: int = 0
+    timing: str = "fast"
+    ready_file: Path | None = None
+    # None: the documented per-model cap (2). ASSUMPTION, see docs/assumptions.md.
+    max_running: int | None = None
+    render_workers: int = 2
+    render_preset: str = "veryfast"
+    clock_start: datetime | None = None
+    clock_frozen: bool = False
+    log_requests: bool = True
+    # Bodies over this get 413 BadRequest.TooLarge (two 10 MB images as base64 fit comfortably).
+    max_body_bytes: int = 64 * 1024 * 1024

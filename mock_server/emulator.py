@@ -1,0 +1,66 @@
+"""One emulator instance: the clock, the store, the keys, the task service, the renderer and the
+OSS stand-in, built from ``Settings``. Both regions' listeners serve the same instance."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+from .accounts import KeyRing
+from .clock import VirtualClock
+from .config import Settings
+from .models import Task
+from .oss import OssSigner
+from .regions import BEIJING, REGIONS
+from .service import TaskService
+from .store import InMemoryStore, Store
+from .synthesis import Synthesizer
+
+
+class Emulator:
+    def __init__(self, settings: Settings, store: Store | None = None):
+        self.settings = settings
+        self._own_data_dir = settings.data_dir is None
+        self.data_dir = Path(settings.data_dir or tempfile.mkdtemp(prefix="kf2v-mock-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = VirtualClock(settings.clock_start, frozen=settings.clock_frozen)
+        self.store = store or InMemoryStore()
+        self.keys = KeyRing(settings.api_keys)
+        self.service = TaskService(self.store, self.clock, seed=settings.seed,
+                                   timing=settings.timing, max_running=settings.max_running)
+        self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
+                                       workers=settings.render_workers,
+                                       preset=settings.render_preset)
+        self.oss = OssSigner.create(self.data_dir / "oss")
+        # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
+        self.listener_regions: dict[int, str] = {}
+        self.service.on_expired = self._forget_video
+        self.clock.on_change(lambda now: self.service.sweep_expired(now))
+
+    def region_for_port(self, port: int | None) -> str:
+        return self.listener_regions.get(port or -1, BEIJING)
+
+    def _forget_video(self, task: Task) -> None:
+        if task.video_key:
+            bucket = REGIONS[task.region].result_bucket
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.synthesizer.path_for(bucket, task.video_key).unlink(missing_ok=True)
+                return
+            loop.create_task(self.synthesizer.delete(bucket, task.video_key))
+
+    async def reset(self) -> None:
+        """Forget every task, upload and file; keys, seed and clock stay as they are."""
+        self.synthesizer.reset()
+        await self.synthesizer.drain()
+        self.store.clear()
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: shutil.rmtree(self.data_dir / "oss", ignore_errors=True))
+
+    async def close(self) -> None:
+        await self.synthesizer.close()
+        if self._own_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,114 @@
+"""The one interface all emulator state goes through.
+
+``InMemoryStore`` is today's implementation; a persistent one (issue 7) implements the same
+``Store`` protocol, so no module outside this one touches the containers directly. Callers save a
+task again after changing it (``save_task``), which is what a persistent store needs.
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+from .models import Task, Upload, UploadPolicy
+
+
+class Store(abc.ABC):
+    # --- tasks -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_task(self, task: Task) -> None: ...
+
+    @abc.abstractmethod
+    def save_task(self, task: Task) -> None: ...
+
+    @abc.abstractmethod
+    def get_task(self, task_id: str) -> Task | None: ...
+
+    @abc.abstractmethod
+    def delete_task(self, task_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def tasks(self) -> list[Task]:
+        """Every task, in submit order."""
+
+    def tasks_of(self, region: str, account_id: str) -> list[Task]:
+        return [t for t in self.tasks() if t.region == region and t.account_id == account_id]
+
+    # --- uploads ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_policy(self, policy: UploadPolicy) -> None: ...
+
+    @abc.abstractmethod
+    def get_policy(self, upload_dir: str) -> UploadPolicy | None: ...
+
+    @abc.abstractmethod
+    def add_upload(self, upload: Upload) -> None: ...
+
+    @abc.abstractmethod
+    def get_upload(self, key: str) -> Upload | None: ...
+
+    @abc.abstractmethod
+    def uploads(self) -> list[Upload]: ...
+
+    @abc.abstractmethod
+    def delete_upload(self, key: str) -> None: ...
+
+    # --- misc ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def next_sequence(self) -> int:
+        """A counter that never repeats within one store (seeds per-task randomness)."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Forget everything (``POST /_mock/reset``)."""
+
+
+class InMemoryStore(Store):
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._policies: dict[str, UploadPolicy] = {}
+        self._uploads: dict[str, Upload] = {}
+        self._sequence = itertools.count(1)
+
+    def add_task(self, task: Task) -> None:
+        if task.task_id in self._tasks:
+            raise KeyError(f"duplicate task id {task.task_id}")
+        self._tasks[task.task_id] = task
+
+    def save_task(self, task: Task) -> None:
+        self._tasks[task.task_id] = task
+
+    def get_task(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def delete_task(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
+
+    def tasks(self) -> list[Task]:
+        return sorted(self._tasks.values(), key=lambda t: t.sequence)
+
+    def add_policy(self, policy: UploadPolicy) -> None:
+        self._policies[policy.upload_dir] = policy
+
+    def get_policy(self, upload_dir: str) -> UploadPolicy | None:
+        return self._policies.get(upload_dir)
+
+    def add_upload(self, upload: Upload) -> None:
+        self._uploads[upload.key] = upload
+
+    def get_upload(self, key: str) -> Upload | None:
+        return self._uploads.get(key)
+
+    def uploads(self) -> list[Upload]:
+        return list(self._uploads.values())
+
+    def delete_upload(self, key: str) -> None:
+        self._uploads.pop(key, None)
+
+    def next_sequence(self) -> int:
+        return next(self._sequence)
+
+    def clear(self) -> None:
+        self._tasks.clear()
+        self._policies.clear()
+        self._uploads.clear()
+        self._sequence = itertools.count(1)

@@ -1,0 +1,115 @@
+"""Shared fixtures: an in-process app on a frozen clock, and a live two-listener server for the SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from fixtures.frames import frame_data_url
+from mock_server.app import create_app, start_server
+from mock_server.appkeys import EMULATOR
+from mock_server.config import Settings
+from mock_server.emulator import Emulator
+
+BJ_KEY = "sk-kf2v-mock-beijing"
+SG_KEY = "sk-kf2v-mock-singapore"
+SG_HOST = "dashscope-intl.aliyuncs.com"
+T0 = datetime(2026, 11, 25, 2, 0, 0, tzinfo=timezone.utc)
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values = dict(clock_start=T0, clock_frozen=True, render_preset="ultrafast", log_requests=False,
+                  data_dir=tmp_path / "data", seed=0, render_workers=2)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_client(aiohttp_client, tmp_path):
+    """``await make_client(**settings)`` -> aiohttp test client on a frozen clock at ``T0``."""
+    async def make(**overrides):
+        app = create_app(test_settings(tmp_path, **overrides))
+        client = await aiohttp_client(app)
+        client.emulator = app[EMULATOR]
+        return client
+    return make
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
+
+
+def auth(key: str = BJ_KEY, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **extra}
+
+
+def create_headers(key: str = BJ_KEY, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "X-DashScope-Async": "enable",
+            "Content-Type": "application/json", **extra}
+
+
+def kf2v_body(model: str = "wan2.2-kf2v-flash", resolution: str = "480P", **input_extra: Any) -> dict:
+    return {"model": model,
+            "input": {"prompt": "a cat turns into a dog",
+                      "first_frame_url": frame_data_url(320, 240, seed=1),
+                      "last_frame_url": frame_data_url(320, 240, seed=2), **input_extra},
+            "parameters": {"resolution": resolution}}
+
+
+@dataclass
+class LiveServer:
+    """The emulator on real sockets in a background thread, for clients that block (the SDK)."""
+    emulator: Emulator
+    urls: dict[str, str]
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
+        """Run a coroutine on the server's loop and return its result."""
+        async def wrapper():
+            return await make()
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=120)
+
+    def advance(self, seconds: float) -> None:
+        self.loop.call_soon_threadsafe(self.emulator.clock.advance, seconds)
+
+    def drain(self) -> None:
+        self.run(self.emulator.synthesizer.drain)
+
+    def reset(self) -> None:
+        self.run(self.emulator.reset)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    settings = Settings(beijing_port=0, singapore_port=0, render_preset="ultrafast",
+                        log_requests=False, data_dir=tmp_path_factory.mktemp("live"),
+                        api_keys=[])
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, Any] = {}
+
+    async def main():
+        app = create_app(settings)
+        runner = await start_server(app, settings)
+        holder["runner"] = runner
+        holder["emulator"] = app[EMULATOR]
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), loop.run_forever()),
+                              daemon=True)
+    thread.start()
+    assert ready.wait(30), "emulator did not start"
+    emulator = holder["emulator"]
+    ports = {region: port for port, region in emulator.listener_regions.items()}
+    urls = {region: f"http://127.0.0.1:{port}/api/v1" for region, port in ports.items()}
+    yield LiveServer(emulator, urls, loop)
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(timeout=60)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)

@@ -1,0 +1,167 @@
+"""The official dashscope SDK (2.0.2), unmodified, against the emulator on real sockets.
+
+The SDK is pointed at the emulator only through ``dashscope.base_http_api_url`` (or the v2 client's
+``base_url``). The server's clock runs at real speed with the ``fast`` timing profile, so ``call()``
+returns within a few seconds; where a test needs a state held still it freezes the server clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+
+import dashscope
+import pytest
+import requests
+from dashscope import VideoSynthesis
+from dashscope.aigc.video_synthesis import AioVideoSynthesis
+
+from fixtures.frames import frame_bytes, frame_data_url
+from tests.conftest import BJ_KEY, SG_KEY
+from tests.media_checks import assert_clip
+
+BEIJING, SINGAPORE = "cn-beijing", "ap-southeast-1"
+FIRST = frame_data_url(320, 240, seed=11)
+LAST = frame_data_url(320, 240, seed=12)
+MODELS = {BEIJING: ("wan2.2-kf2v-flash", "480P", BJ_KEY), SINGAPORE: ("wan2.1-kf2v-plus", "720P", SG_KEY)}
+
+
+@pytest.fixture(autouse=True)
+def fresh(live_server, monkeypatch):
+    live_server.reset()
+    live_server.run(_unfreeze(live_server))
+    yield
+    monkeypatch.setattr(dashscope, "base_http_api_url", dashscope.base_http_api_url)
+
+
+def _unfreeze(live_server):
+    async def go():
+        live_server.emulator.clock.freeze(False)
+    return go
+
+
+def point_sdk_at(live_server, region, monkeypatch):
+    monkeypatch.setattr(dashscope, "base_http_api_url", live_server.urls[region])
+
+
+@pytest.mark.parametrize("region", [BEIJING, SINGAPORE])
+def test_call_returns_a_playable_clip(live_server, monkeypatch, region):
+    point_sdk_at(live_server, region, monkeypatch)
+    model, resolution, key = MODELS[region]
+    rsp = VideoSynthesis.call(api_key=key, model=model, prompt="a cat turns into a dog",
+                              first_frame_url=FIRST, last_frame_url=LAST, resolution=resolution,
+                              prompt_extend=True, seed=12345, wait_timeout=60)
+    assert rsp.status_code == HTTPStatus.OK, rsp
+    assert rsp.output.task_status == "SUCCEEDED"
+    assert rsp.output.actual_prompt.startswith("a cat turns into a dog")
+    assert rsp.usage.video_duration == 5 and rsp.usage.video_count == 1
+    video = requests.get(rsp.output.video_url, timeout=30)
+    assert video.status_code == 200 and video.headers["Content-Type"] == "video/mp4"
+    assert_clip(video.content, first=frame_bytes(320, 240, seed=11),
+                last=frame_bytes(320, 240, seed=12), resolution=resolution)
+
+
+@pytest.mark.parametrize("region", [BEIJING, SINGAPORE])
+def test_async_call_fetch_wait(live_server, monkeypatch, region):
+    point_sdk_at(live_server, region, monkeypatch)
+    model, resolution, key = MODELS[region]
+    created = VideoSynthesis.async_call(api_key=key, model=model, prompt="日出时分的城市天际线",
+                                        first_frame_url=FIRST, last_frame_url=LAST,
+                                        resolution=resolution)
+    assert created.status_code == 200 and created.output.task_status == "PENDING"
+    fetched = VideoSynthesis.fetch(created, api_key=key)
+    assert fetched.status_code == 200
+    assert fetched.output.task_id == created.output.task_id
+    assert fetched.output.task_status in ("PENDING", "RUNNING")
+    live_server.advance(30)
+    live_server.drain()
+    done = VideoSynthesis.wait(created, api_key=key)
+    assert done.output.task_status == "SUCCEEDED" and done.output.video_url.startswith("http://")
+    assert "画面" in done.output.actual_prompt  # a zh prompt is extended in zh
+
+
+def test_cancel_and_list(live_server, monkeypatch):
+    point_sdk_at(live_server, BEIJING, monkeypatch)
+    live_server.run(_freeze(live_server))
+    created = VideoSynthesis.async_call(api_key=BJ_KEY, model="wan2.2-kf2v-flash",
+                                        first_frame_url=FIRST, last_frame_url=LAST, resolution="480P")
+    canceled = VideoSynthesis.cancel(created, api_key=BJ_KEY)
+    assert canceled.status_code == 200
+    assert VideoSynthesis.fetch(created, api_key=BJ_KEY).output.task_status == "CANCELED"
+    again = VideoSynthesis.cancel(created, api_key=BJ_KEY)
+    assert (again.status_code, again.code) == (400, "UnsupportedOperation")
+    listing = VideoSynthesis.list(api_key=BJ_KEY, status="CANCELED")
+    assert listing.status_code == 200
+    assert [t["task_id"] for t in listing.output["data"]] == [created.output.task_id]
+
+
+def _freeze(live_server):
+    async def go():
+        live_server.emulator.clock.freeze(True)
+    return go
+
+
+def test_errors_reach_the_sdk_as_documented(live_server, monkeypatch):
+    point_sdk_at(live_server, BEIJING, monkeypatch)
+    rsp = VideoSynthesis.async_call(api_key=SG_KEY, model="wan2.2-kf2v-flash",
+                                    first_frame_url=FIRST, last_frame_url=LAST)
+    assert (rsp.status_code, rsp.code, rsp.message) == (401, "InvalidApiKey",
+                                                       "Invalid API-key provided.")
+    assert rsp.request_id
+    rsp = VideoSynthesis.async_call(api_key=BJ_KEY, model="wan2.2-kf2v-flash",
+                                    first_frame_url=FIRST, last_frame_url=LAST, duration=10)
+    assert (rsp.status_code, rsp.code) == (400, "InvalidParameter")
+    unknown = VideoSynthesis.fetch("0385dc79-5ff8-4d82-bcb6-000000000000", api_key=BJ_KEY)
+    assert unknown.status_code == 200 and unknown.output.task_status == "UNKNOWN"
+
+
+@pytest.mark.parametrize("region", [BEIJING, SINGAPORE])
+def test_aio_stack(live_server, monkeypatch, region):
+    point_sdk_at(live_server, region, monkeypatch)
+    model, resolution, key = MODELS[region]
+
+    async def scenario():
+        rsp = await AioVideoSynthesis.call(api_key=key, model=model, prompt="p",
+                                           first_frame_url=FIRST, last_frame_url=LAST,
+                                           resolution=resolution, prompt_extend=True)
+        assert rsp.status_code == 200 and rsp.output.task_status == "SUCCEEDED", rsp
+        live_server.run(_freeze(live_server))  # hold the next task in PENDING
+        created = await AioVideoSynthesis.async_call(api_key=key, model=model,
+                                                     first_frame_url=FIRST, last_frame_url=LAST,
+                                                     resolution=resolution)
+        fetched = await AioVideoSynthesis.fetch(created, api_key=key)
+        assert fetched.output.task_status in ("PENDING", "RUNNING")
+        canceled = await AioVideoSynthesis.cancel(created, api_key=key)
+        assert canceled.status_code == 200
+        waited = await AioVideoSynthesis.wait(created, api_key=key)
+        assert waited.output.task_status == "CANCELED"
+        listing = await AioVideoSynthesis.list(api_key=key)
+        assert listing.status_code == 200 and listing.output["total"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_v2_client_jobs(live_server):
+    client = dashscope.Client(api_key=BJ_KEY, base_url=live_server.urls[BEIJING], max_retries=0)
+    job = client.videos.jobs.create(model="wan2.2-kf2v-flash", prompt="p",
+                                    extra_input={"first_frame_url": FIRST, "last_frame_url": LAST},
+                                    resolution="480P", prompt_extend=True)
+    assert job.status == "PENDING"
+    live_server.advance(30)
+    live_server.drain()
+    done = client.videos.jobs.wait(job.task_id)
+    assert done.status == "SUCCEEDED" and done.output["video_url"].startswith("http://")
+
+
+def test_local_files_go_through_the_upload_flow(live_server, monkeypatch, tmp_path):
+    point_sdk_at(live_server, BEIJING, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "first.png").write_bytes(frame_bytes(320, 240, seed=21))
+    (tmp_path / "last.jpg").write_bytes(frame_bytes(320, 240, seed=22, fmt="JPEG"))
+    rsp = VideoSynthesis.call(api_key=BJ_KEY, model="wan2.2-kf2v-flash", prompt="p",
+                              first_frame_url="file://./first.png", last_frame_url="last.jpg",
+                              resolution="480P", wait_timeout=60)
+    assert rsp.status_code == 200 and rsp.output.task_status == "SUCCEEDED", rsp
+    video = requests.get(rsp.output.video_url, timeout=30).content
+    assert_clip(video, first=frame_bytes(320, 240, seed=21),
+                last=frame_bytes(320, 240, seed=22, fmt="JPEG"), resolution="480P")
