@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .accounts import KeySpec
+from .media.intake import DOWNLOAD_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -28,3 +29,5 @@ class Settings:
     log_requests: bool = True
     # Bodies over this get 413 BadRequest.TooLarge (two 10 MB images as base64 fit comfortably).
     max_body_bytes: int = 64 * 1024 * 1024
+    # Image URL downloads give up after this many seconds (400 "...timed out..." at submit).
+    download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS

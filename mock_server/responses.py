@@ -105,7 +105,8 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
         if url is None:
             return None
         return await load_frame(url, session=request.app[HTTP_SESSION],
-                                oss_resolve_header=oss_header, resolve_oss=resolve_oss)
+                                oss_resolve_header=oss_header, resolve_oss=resolve_oss,
+                                download_timeout=emulator.settings.download_timeout)
 
     return list(await asyncio.gather(*(one(u) for u in urls)))
 

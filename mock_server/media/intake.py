@@ -31,7 +31,7 @@ MIN_SIDE = 240
 MAX_SIDE = 8000
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
 ACCEPTED_MIME = {"image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp"}
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=20, connect=5, sock_read=10)
+DOWNLOAD_TIMEOUT_SECONDS = 20.0  # ASSUMPTION: the service's own limit is not documented
 # Refuse before decoding anything whose header claims more pixels than this (decompression bombs).
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
@@ -55,7 +55,8 @@ OssResolver = Callable[[str], Awaitable[bytes]]
 
 
 async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_header: bool,
-                     resolve_oss: OssResolver) -> FrameImage:
+                     resolve_oss: OssResolver,
+                     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS) -> FrameImage:
     """Fetch and inspect one frame; raises ``DashScopeError`` for anything the service refuses."""
     if url.startswith("data:"):
         data = _decode_data_url(url)
@@ -64,7 +65,7 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
             raise DashScopeError.of("oss_resolve_missing")
         data = await resolve_oss(url[len("oss://"):])
     elif url.startswith(("http://", "https://")):
-        data = await _download(url, session)
+        data = await _download(url, session, download_timeout)
     else:
         raise DashScopeError.of("invalid_url")
     if len(data) > MAX_IMAGE_BYTES:
@@ -88,9 +89,9 @@ def _decode_data_url(url: str) -> bytes:
         raise DashScopeError.of("image_decode_failed") from None
 
 
-async def _download(url: str, session: aiohttp.ClientSession) -> bytes:
+async def _download(url: str, session: aiohttp.ClientSession, timeout: float) -> bytes:
     try:
-        async with session.get(url, timeout=DOWNLOAD_TIMEOUT) as response:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             if response.status != 200:
                 if response.status in (401, 403):
                     raise DashScopeError.of("media_unauthorized")
