@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__
 from .accounts import KeySpec
 from .app import create_app, start_server
+from .appkeys import EMULATOR
 from .config import Settings
 from .timing import PROFILES
 
@@ -69,6 +70,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
+    for account in app[EMULATOR].keys.keys():
+        logging.getLogger("kf2v_mock").info("key for %s: %s", account.region, account.api_key)
     runner = await start_server(app, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    keys = ", ".join(f"{k.region}={k.api_key}" for k in settings.api_keys) or "defaults"
-    logging.getLogger("kf2v_mock").info("kf2v-mock %s, keys: %s, timing %s, seed %s",
-                                        __version__, keys, settings.timing, settings.seed)
+    logging.getLogger("kf2v_mock").info("kf2v-mock %s, timing %s, seed %s", __version__,
+                                        settings.timing, settings.seed)
     asyncio.run(serve(settings))
     return 0
