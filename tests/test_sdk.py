@@ -80,17 +80,19 @@ def test_async_call_fetch_wait(live_server, monkeypatch, region):
     assert "画面" in done.output.actual_prompt  # a zh prompt is extended in zh
 
 
-def test_cancel_and_list(live_server, monkeypatch):
-    point_sdk_at(live_server, BEIJING, monkeypatch)
+@pytest.mark.parametrize("region", [BEIJING, SINGAPORE])
+def test_cancel_and_list(live_server, monkeypatch, region):
+    point_sdk_at(live_server, region, monkeypatch)
+    model, resolution, key = MODELS[region]
     live_server.run(_freeze(live_server))
-    created = VideoSynthesis.async_call(api_key=BJ_KEY, model="wan2.2-kf2v-flash",
-                                        first_frame_url=FIRST, last_frame_url=LAST, resolution="480P")
-    canceled = VideoSynthesis.cancel(created, api_key=BJ_KEY)
+    created = VideoSynthesis.async_call(api_key=key, model=model, first_frame_url=FIRST,
+                                        last_frame_url=LAST, resolution=resolution)
+    canceled = VideoSynthesis.cancel(created, api_key=key)
     assert canceled.status_code == 200
-    assert VideoSynthesis.fetch(created, api_key=BJ_KEY).output.task_status == "CANCELED"
-    again = VideoSynthesis.cancel(created, api_key=BJ_KEY)
+    assert VideoSynthesis.fetch(created, api_key=key).output.task_status == "CANCELED"
+    again = VideoSynthesis.cancel(created, api_key=key)
     assert (again.status_code, again.code) == (400, "UnsupportedOperation")
-    listing = VideoSynthesis.list(api_key=BJ_KEY, status="CANCELED")
+    listing = VideoSynthesis.list(api_key=key, status="CANCELED")
     assert listing.status_code == 200
     assert [t["task_id"] for t in listing.output["data"]] == [created.output.task_id]
 
