@@ -70,6 +70,14 @@ class TemplateEffect:
         rng = np.random.default_rng(self.rng_seed)
         self.jitter = float(rng.uniform(0.85, 1.15))  # seeded amount variation
         self.phase = float(rng.uniform(0.0, 2 * math.pi))
+        if name == "hanfu-1":
+            # radial vignette weight 0..1 (corners), scaled per frame by the envelope
+            yy = (np.arange(self.h, dtype=np.float32) + 0.5) / self.h - 0.5
+            xx = (np.arange(self.w, dtype=np.float32) + 0.5) / self.w - 0.5
+            r2 = (xx[None, :] ** 2 + yy[:, None] ** 2) * 2.0
+            self.vignette = np.rint(np.clip(r2, 0.0, 1.0) ** 1.5 * 256).astype(np.uint16)
+            self._vbuf = np.empty((self.h, self.w), np.uint16)
+            self._vmul = np.empty((self.h, self.w), np.uint16)
         if name == "magazine":
             k = 14
             self.stars = np.column_stack([
@@ -99,8 +107,16 @@ class TemplateEffect:
         # lifted shadows, soft highlights
         yl = _IDENT + e * (0.18 * (235.0 - _IDENT) * (1.0 - _IDENT / 255.0) - 0.04 * _IDENT * (_IDENT / 255.0))
         _apply_lut(y, _lut(yl))
-        _apply_lut(u, _lut(128.0 + (_IDENT - 128.0) * (1.0 - 0.25 * e) - 16.0 * e))
-        _apply_lut(v, _lut(128.0 + (_IDENT - 128.0) * (1.0 + 0.10 * e) + 14.0 * e))
+        _apply_lut(u, _lut(128.0 + (_IDENT - 128.0) * (1.0 - 0.3 * e) - 20.0 * e))
+        _apply_lut(v, _lut(128.0 + (_IDENT - 128.0) * (1.0 + 0.10 * e) + 16.0 * e))
+        # darken the corners: y * (256 - 0.55*e*vignette) >> 8
+        strength = int(round(0.55 * e * 256))
+        np.multiply(self.vignette, strength, out=self._vmul)
+        self._vmul >>= 8
+        np.subtract(256, self._vmul, out=self._vmul)
+        np.multiply(y, self._vmul, out=self._vbuf, dtype=np.uint16)
+        self._vbuf >>= 8
+        np.copyto(y, self._vbuf, casting="unsafe")
 
     def _solaron(self, i: int, t: float, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
         e = self._env(t)
