@@ -3,7 +3,7 @@ from the clock; nothing here knows about HTTP or storage."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 PENDING = "PENDING"
@@ -76,7 +76,6 @@ class Task:
     # Media: the render fills these; SUCCEEDED is reported only once ``video_ready``.
     video_ready: bool = False
     video_key: str | None = None  # object key under the region's result bucket
-    extra: dict = field(default_factory=dict)
 
     @property
     def expires_at(self) -> datetime:

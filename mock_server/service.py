@@ -31,6 +31,7 @@ class ListQuery:
     end: datetime
     task_id: str | None = None
     model_name: str | None = None
+    api_key_id: str | None = None
     status: str | None = None
     page_no: int = 1
     page_size: int = 10
@@ -94,6 +95,8 @@ class TaskService:
             if query.task_id and task.task_id != query.task_id:
                 continue
             if query.model_name and task.spec.model != query.model_name:
+                continue
+            if query.api_key_id and task.api_key_id != query.api_key_id:
                 continue
             if query.status and task.status_at(now) != query.status:
                 continue

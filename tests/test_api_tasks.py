@@ -294,3 +294,58 @@ async def test_same_seed_same_task_ids_after_reset(client):
     await client.post("/_mock/reset")
     again = (await create(client))[1]["output"]["task_id"]
     assert first == again
+
+
+async def test_list_filters_by_api_key_id_and_region(client):
+    _, created = await create(client)
+    item = (await (await client.get("/api/v1/tasks", headers=auth())).json())["data"][0]
+    mine = await (await client.get(f"/api/v1/tasks?api_key_id={item['api_key_id']}&region=cn-beijing",
+                                   headers=auth())).json()
+    assert [i["task_id"] for i in mine["data"]] == [created["output"]["task_id"]]
+    other_key = await (await client.get("/api/v1/tasks?api_key_id=000000", headers=auth())).json()
+    other_region = await (await client.get("/api/v1/tasks?region=ap-southeast-1",
+                                           headers=auth())).json()
+    assert other_key["total"] == other_region["total"] == 0
+
+
+async def test_succeeded_only_once_the_clip_is_fully_written(client, monkeypatch):
+    """Past its end on the clock, a task whose clip is still being encoded keeps reporting RUNNING."""
+    import threading
+
+    from mock_server import synthesis
+
+    release = threading.Event()
+    real_render = synthesis.render_clip
+
+    def slow_render(request, out):
+        assert release.wait(30), "test never released the render"
+        real_render(request, out)
+
+    monkeypatch.setattr(synthesis, "render_clip", slow_render)
+    _, created = await create(client)
+    task_id = created["output"]["task_id"]
+    client.emulator.clock.advance(60)
+    assert (await query(client, task_id))["output"]["task_status"] == "RUNNING"
+    release.set()
+    await client.emulator.synthesizer.drain()
+    done = await query(client, task_id)
+    assert done["output"]["task_status"] == "SUCCEEDED"
+    video = await client.get(done["output"]["video_url"].split(str(client.port), 1)[1])
+    assert video.status == 200 and len(await video.read()) > 1000
+
+
+async def test_a_failed_render_fails_the_task_not_the_server(client, monkeypatch):
+    from mock_server import synthesis
+
+    def broken_render(request, out):
+        raise RuntimeError("ffmpeg exploded")
+
+    monkeypatch.setattr(synthesis, "render_clip", broken_render)
+    _, created = await create(client)
+    client.emulator.clock.advance(60)
+    await client.emulator.synthesizer.drain()
+    failed = await query(client, created["output"]["task_id"])
+    assert failed["output"]["task_status"] == "FAILED"
+    assert (failed["output"]["code"], failed["output"]["message"]) == (
+        "InternalError.Algo", "An internal error has occured during algorithm execution.")
+    assert "usage" not in failed and "video_url" not in failed["output"]
