@@ -34,6 +34,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         path = emulator.synthesizer.path_for(bucket, key)
     except ValueError:
         path = None
+    # A key names an object inside its bucket: "../" must not reach another bucket or the uploads.
+    if path is not None and not path.is_relative_to(
+            (emulator.synthesizer.results_dir / bucket).resolve()):
+        path = None
     if path is None or not await asyncio.get_running_loop().run_in_executor(None, path.is_file):
         return oss_error(request, OssError(404, "NoSuchKey", "The specified key does not exist.",
                                            EC_NO_SUCH_KEY, (("Key", key),)))
@@ -73,7 +77,10 @@ async def upload(request: web.Request) -> web.Response:
         return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
     if emulator.clock.now() >= policy.expires:
         return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
-    if not key.startswith(upload_dir + "/") or ".." in key.split("/"):
+    # Keys are stored as files: "", "." and ".." segments would alias or escape another path
+    # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
+    names = key[len(upload_dir) + 1:].split("/")
+    if not key.startswith(upload_dir + "/") or any(n in ("", ".", "..") for n in names):
         return oss_error(request, _policy_error(
             f'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", '
             f'"{upload_dir}"]'))
