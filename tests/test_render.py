@@ -398,3 +398,18 @@ def test_ffmpeg_failure_is_atomic(images, tmp_path, monkeypatch):
 
 def test_output_permissions(base_clip):
     assert os.stat(base_clip["path"]).st_mode & 0o644 == 0o644
+
+
+def test_first_and_last_frames_of_different_aspect_ratios_render(tmp_path):
+    """750x1000 first frame, 320x240 last frame at 720P: float error once made a negative crop box."""
+    from mock_server.media.render import RenderRequest, render_clip
+    from mock_server.media.sizing import output_size
+
+    from fixtures.frames import frame_bytes
+    from tests.media_checks import assert_clip
+
+    first, last = frame_bytes(750, 1000, seed=1), frame_bytes(320, 240, seed=2)
+    width, height = output_size(750, 1000, "720P")
+    out = tmp_path / "clip.mp4"
+    render_clip(RenderRequest(first, last, width, height, seed=3, preset="ultrafast"), out)
+    assert_clip(out.read_bytes(), first=first, last=last, resolution="720P")

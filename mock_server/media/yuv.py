@@ -37,9 +37,11 @@ def fit_cover(img: Image.Image, width: int, height: int) -> Image.Image:
     """Scale ``img`` to cover ``width`` x ``height`` and centre-crop (aspect kept)."""
     iw, ih = img.size
     scale = max(width / iw, height / ih)
-    cw, ch = width / scale, height / scale  # crop size in source pixels
-    x0 = (iw - cw) / 2.0
-    y0 = (ih - ch) / 2.0
+    # Crop size in source pixels, never past the image: float error can otherwise give a box
+    # offset like -1.4e-14, which Pillow refuses.
+    cw, ch = min(iw, width / scale), min(ih, height / scale)
+    x0 = max(0.0, (iw - cw) / 2.0)
+    y0 = max(0.0, (ih - ch) / 2.0)
     return img.resize((width, height), Image.Resampling.LANCZOS,
                       box=(x0, y0, x0 + cw, y0 + ch), reducing_gap=3.0)
 
