@@ -47,7 +47,7 @@ async def _expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
     async def sweep_forever() -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
-            emulator.service.sweep_expired()
+            emulator.sweep()
 
     task = asyncio.get_running_loop().create_task(sweep_forever())
     yield

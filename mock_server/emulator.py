@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from .accounts import KeyRing
@@ -37,20 +38,28 @@ class Emulator:
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
         self.listener_regions: dict[int, str] = {}
         self.service.on_expired = self._forget_video
-        self.clock.on_change(lambda now: self.service.sweep_expired(now))
+        self.clock.on_change(self.sweep)
 
     def region_for_port(self, port: int | None) -> str:
         return self.listener_regions.get(port or -1, BEIJING)
 
+    def sweep(self, now: datetime | None = None) -> None:
+        """Forget what has expired by ``now``: tasks and their clips (24 h), uploads (48 h) and
+        upload policies; runs on every clock jump and once a second while the clock runs."""
+        now = now or self.clock.now()
+        self.service.sweep_expired(now)
+        for upload in self.store.uploads():
+            if now >= upload.expires_at:
+                self.store.delete_upload(upload.key)
+                self.synthesizer.remove_file(Path(upload.path))
+        for policy in self.store.policies():
+            if now >= policy.expires:
+                self.store.delete_policy(policy.upload_dir)
+
     def _forget_video(self, task: Task) -> None:
         if task.video_key:
             bucket = REGIONS[task.region].result_bucket
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.synthesizer.path_for(bucket, task.video_key).unlink(missing_ok=True)
-                return
-            loop.create_task(self.synthesizer.delete(bucket, task.video_key))
+            self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
 
     async def reset(self) -> None:
         """Forget every task, upload and file; keys, seed and clock stay as they are."""

@@ -41,6 +41,12 @@ class Store(abc.ABC):
     def get_policy(self, upload_dir: str) -> UploadPolicy | None: ...
 
     @abc.abstractmethod
+    def policies(self) -> list[UploadPolicy]: ...
+
+    @abc.abstractmethod
+    def delete_policy(self, upload_dir: str) -> None: ...
+
+    @abc.abstractmethod
     def add_upload(self, upload: Upload) -> None: ...
 
     @abc.abstractmethod
@@ -91,6 +97,12 @@ class InMemoryStore(Store):
 
     def get_policy(self, upload_dir: str) -> UploadPolicy | None:
         return self._policies.get(upload_dir)
+
+    def policies(self) -> list[UploadPolicy]:
+        return list(self._policies.values())
+
+    def delete_policy(self, upload_dir: str) -> None:
+        self._policies.pop(upload_dir, None)
 
     def add_upload(self, upload: Upload) -> None:
         self._uploads[upload.key] = upload

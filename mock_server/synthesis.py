@@ -29,7 +29,8 @@ class Synthesizer:
         self.preset = preset
         # Threads drive ffmpeg subprocesses; numpy and the pipe writes release the GIL.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kf2v-render")
-        self._jobs: dict[str, asyncio.Task] = {}
+        # Renders and file deletions still under way; drain() waits for all of them.
+        self._jobs: set[asyncio.Future] = set()
         self._generation = 0  # bumped by reset(): results of older renders are dropped
 
     def path_for(self, region_bucket: str, key: str) -> Path:
@@ -44,10 +45,12 @@ class Synthesizer:
             seed=task.seed, prompt=task.spec.prompt or "", template=task.spec.template,
             watermark=task.spec.watermark, preset=self.preset)
         out = self.path_for(bucket, task.video_key or f"{task.task_id}.mp4")
-        job = asyncio.get_running_loop().create_task(
-            self._run(task.task_id, request, out, self._generation))
-        self._jobs[task.task_id] = job
-        job.add_done_callback(lambda _: self._jobs.pop(task.task_id, None))
+        self._track(asyncio.get_running_loop().create_task(
+            self._run(task.task_id, request, out, self._generation)))
+
+    def _track(self, job: asyncio.Future) -> None:
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
 
     async def _run(self, task_id: str, request: RenderRequest, out: Path, generation: int) -> None:
         loop = asyncio.get_running_loop()
@@ -62,16 +65,22 @@ class Synthesizer:
             self.service.mark_video_ready(task_id)
 
     async def drain(self) -> None:
-        """Wait until every accepted render has finished (tests use this instead of sleeping)."""
+        """Wait until every accepted render and file deletion has finished (tests use this
+        instead of sleeping)."""
         while self._jobs:
-            await asyncio.gather(*list(self._jobs.values()), return_exceptions=True)
+            await asyncio.gather(*list(self._jobs), return_exceptions=True)
 
     def reset(self) -> None:
         self._generation += 1
 
-    async def delete(self, bucket: str, key: str) -> None:
-        path = self.path_for(bucket, key)
-        await asyncio.get_running_loop().run_in_executor(None, _unlink, path)
+    def remove_file(self, path: Path) -> None:
+        """Delete ``path`` off the event loop (or right here when no loop runs)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _unlink(path)
+            return
+        self._track(loop.run_in_executor(None, _unlink, path))
 
     async def close(self) -> None:
         await self.drain()

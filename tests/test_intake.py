@@ -359,3 +359,22 @@ async def test_watermark_task_succeeds(client):
     done = await query(client, created["output"]["task_id"])
     assert done["output"]["task_status"] == "SUCCEEDED"
     assert done["usage"] == {"video_duration": 5, "video_count": 1, "SR": 480}
+
+
+async def test_exif_rotated_jpeg_is_sized_as_it_is_shown(client):
+    """A 640x480 JPEG whose EXIF says "rotate 90°" is a portrait picture: the clip is portrait."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    frames.scene(640, 480, seed=40).save(buffer, "JPEG", exif=exif)
+    rotated = data_url(buffer.getvalue(), "image/jpeg")
+    status, created = await create(client, body_with(rotated, frame_data_url(480, 640, 41)))
+    assert status == 200, created
+    await finish(client)
+    task = (await dump(client))[created["output"]["task_id"]]
+    assert (task["width"], task["height"]) == output_size(480, 640, "480P")
+    assert (await query(client, task["task_id"]))["output"]["task_status"] == "SUCCEEDED"

@@ -4,7 +4,6 @@ task and link have expired; unknown keys; and path traversal never reaching a fi
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -89,13 +88,6 @@ async def oss_error(response, status: int, code: str, ec: str, message: str | No
     if message is not None:
         assert elements["Message"] == message
     return elements
-
-
-async def pending_deletes() -> None:
-    """Wait for the clip deletions the expiry sweep started (it schedules them on the loop)."""
-    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
-             and getattr(t.get_coro(), "__qualname__", "") == "Synthesizer.delete"]
-    await asyncio.gather(*tasks)
 
 
 def iso_ms(when: datetime) -> str:
@@ -217,7 +209,7 @@ async def test_expired_link_is_refused_and_the_clip_deleted(client):
     assert head.status == 403 and head.headers["x-oss-ec"] == "0002-00000069"
     assert await head.read() == b""
 
-    await pending_deletes()
+    await client.emulator.synthesizer.drain()
     assert not link["file"].exists()
     assert client.emulator.store.get_task(link["task_id"]) is None
     # Even a freshly signed link for the same key finds nothing now.
@@ -230,7 +222,7 @@ async def test_link_just_past_24_hours_after_submit_still_has_its_file(client):
     clock = client.emulator.clock
     # The task's 24 h (from submit) are over, the link's (from its end) are not: nothing is deleted.
     clock.advance((link["end_time"] - clock.now()).total_seconds() + 24 * 3600 - 0.5)
-    await pending_deletes()
+    await client.emulator.synthesizer.drain()
     assert link["file"].is_file()
 
 

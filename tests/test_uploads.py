@@ -341,6 +341,10 @@ async def test_oss_key_expires_after_48_hours(client):
     client.emulator.clock.advance(1)
     status, body = await create(client, kf2v(first, last), **RESOLVE)
     assert_catalogue(status, body, "media_download_failed")
+    # The expired uploads are forgotten and their files deleted; expired policies go too.
+    await client.emulator.synthesizer.drain()
+    assert client.emulator.store.uploads() == [] and client.emulator.store.policies() == []
+    assert not any(p.is_file() for p in (client.emulator.data_dir / "oss" / "uploads").rglob("*"))
 
 
 # --- the real SDK --------------------------------------------------------------------------------

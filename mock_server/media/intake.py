@@ -35,6 +35,7 @@ DOWNLOAD_TIMEOUT_SECONDS = 20.0  # ASSUMPTION: the service's own limit is not do
 # Refuse before decoding anything whose header claims more pixels than this (decompression bombs).
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
+_EXIF_ORIENTATION = 0x0112
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.S)
 
 
@@ -124,6 +125,9 @@ def inspect_image(data: bytes) -> FrameImage:
         if image.format not in ACCEPTED_FORMATS:
             raise DashScopeError.of("media_format")
         width, height = image.size
+        if _orientation(image) in (5, 6, 7, 8):
+            # Shown rotated by 90 degrees (the renderer applies EXIF orientation too).
+            width, height = height, width
         if width * height > MAX_PIXELS:
             raise DashScopeError.of("image_size_unsupported")
         # api-facts §2: PNG without transparency. ASSUMPTION: an alpha channel is refused as a format issue.
@@ -134,6 +138,13 @@ def inspect_image(data: bytes) -> FrameImage:
         except Exception:
             raise DashScopeError.of("image_decode_failed") from None
     return FrameImage(data=data, width=width, height=height, format=image.format)
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged file: the full decode below reports it
+        return 1
 
 
 def read_file(path: Path) -> bytes:
