@@ -7,13 +7,13 @@ import json
 from aiohttp import web
 
 from . import __version__
-from .appkeys import EMULATOR, REGION, REQUEST_ID
+from .appkeys import EMULATOR, REGION
 from .clock import ClockError
 from .errors import DashScopeError
 from .models import Task
 from .regions import REGIONS
-from .responses import json_response
 from .timefmt import parse_iso, task_time
+from .views import json_response
 
 
 def _clock_body(request: web.Request) -> dict:

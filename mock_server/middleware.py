@@ -13,6 +13,7 @@ from . import EMULATOR_HEADER, __version__
 from .appkeys import EMULATOR, REGION, REQUEST_ID
 from .errors import DashScopeError
 from .regions import region_for_host
+from .views import json_response
 
 log = logging.getLogger("kf2v_mock.requests")
 
@@ -27,7 +28,6 @@ def _region_of(request: web.Request) -> str:
 
 
 def _error_response(error: DashScopeError, request_id: str) -> web.Response:
-    from .responses import json_response
     response = json_response(error.body(request_id), status=error.status)
     response.headers.update(error.headers)
     return response

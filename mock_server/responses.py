@@ -7,7 +7,6 @@ import asyncio
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 
@@ -20,17 +19,11 @@ from .regions import REGIONS, Region
 from .service import ListQuery, default_list_window
 from .timefmt import parse_list_time
 from .validation import parse_create_body
-from .views import list_item, task_body
+from .views import json_response, list_item, task_body
 
 UPLOAD_POLICY_TTL = timedelta(seconds=300)  # api-facts §9: expire_in_seconds 300
 UPLOAD_MAX_MB = 100
 HTTP_SESSION: web.AppKey = web.AppKey("http_session")
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    # ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes.
-    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status,
-                        content_type="application/json", charset="utf-8")
 
 
 def request_region(request: web.Request) -> Region:
@@ -45,7 +38,7 @@ def authenticate(request: web.Request) -> Account:
 def public_origin(request: web.Request) -> str:
     """Where the client reached us, for links it will follow (result videos, upload host)."""
     host = request.host
-    if REGIONS and any(r.matches_host(host) for r in REGIONS.values()):
+    if any(region.matches_host(host) for region in REGIONS.values()):
         # The client sent a real DashScope Host header; answer with the address it connected to.
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         if sockname:

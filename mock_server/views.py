@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
+
+from aiohttp import web
 
 from .models import CANCELED, FAILED, RUNNING, SUCCEEDED, UNKNOWN, Task
 from .regions import REGIONS
 from .timefmt import epoch_ms, task_time
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    # ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes.
+    # Always application/json: the aio SDK refuses a 200 without it (sdk-wire-contract §0.6).
+    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status,
+                        content_type="application/json", charset="utf-8")
 
 
 def task_body(task: Task | None, task_id: str, now: datetime, request_id: str,

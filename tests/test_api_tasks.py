@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from mock_server import EMULATOR_HEADER
 from mock_server.accounts import KeySpec
 from tests.conftest import BJ_KEY, SG_HOST, SG_KEY, auth, create_headers, kf2v_body
