@@ -167,3 +167,41 @@ def test_local_files_go_through_the_upload_flow(live_server, monkeypatch, tmp_pa
     video = requests.get(rsp.output.video_url, timeout=30).content
     assert_clip(video, first=frame_bytes(320, 240, seed=21),
                 last=frame_bytes(320, 240, seed=22, fmt="JPEG"), resolution="480P")
+
+
+@pytest.fixture
+def image_host(tmp_path):
+    """A plain local HTTP server standing in for the public image URLs of the documented sample."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "first_frame.png").write_bytes(frame_bytes(400, 300, seed=31))
+    (tmp_path / "last_frame.jpg").write_bytes(frame_bytes(400, 300, seed=32, fmt="JPEG"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    thread.join(5)
+
+
+def test_documented_sample_with_image_urls(live_server, monkeypatch, image_host):
+    """The API reference's sync sample, with its public image URLs served locally."""
+    point_sdk_at(live_server, BEIJING, monkeypatch)
+    rsp = VideoSynthesis.call(api_key=BJ_KEY, model="wanx2.1-kf2v-plus",
+                              prompt="写实风格，一只黑色小猫好奇地看向天空，镜头从平视逐渐上升，最后俯拍小猫好奇的眼神。",
+                              first_frame_url=f"{image_host}/first_frame.png",
+                              last_frame_url=f"{image_host}/last_frame.jpg",
+                              resolution="720P", prompt_extend=True, wait_timeout=60)
+    assert rsp.status_code == HTTPStatus.OK, rsp
+    assert rsp.usage.video_ratio == "standard"
+    video = requests.get(rsp.output.video_url, timeout=30).content
+    assert_clip(video, first=frame_bytes(400, 300, seed=31),
+                last=frame_bytes(400, 300, seed=32, fmt="JPEG"), resolution="720P")
+    missing = VideoSynthesis.async_call(api_key=BJ_KEY, model="wanx2.1-kf2v-plus",
+                                        first_frame_url=f"{image_host}/nope.png",
+                                        last_frame_url=f"{image_host}/last_frame.jpg")
+    assert (missing.status_code, missing.code) == (400, "InvalidParameter.DataInspection")
