@@ -37,7 +37,7 @@ async def post_clock(request: web.Request) -> web.Response:
     clock = request.app[EMULATOR].clock
     try:
         body = json.loads(await request.read() or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise DashScopeError.of("invalid_body") from None
     if not isinstance(body, dict) or not body:
         raise _admin_error("send advance_seconds, set or frozen")

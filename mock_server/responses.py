@@ -58,7 +58,7 @@ async def create_task(request: web.Request) -> web.Response:
         # Bodies with base64 images run to megabytes: parse them off the event loop.
         body = (json.loads(raw) if len(raw) < 256 * 1024
                 else await asyncio.get_running_loop().run_in_executor(None, json.loads, raw))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise DashScopeError.of("invalid_body") from None
     spec = parse_create_body(body, region)
 

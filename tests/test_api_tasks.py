@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from mock_server import EMULATOR_HEADER
 from mock_server.accounts import KeySpec
 from tests.conftest import BJ_KEY, SG_HOST, SG_KEY, auth, create_headers, kf2v_body
@@ -347,3 +349,11 @@ async def test_a_failed_render_fails_the_task_not_the_server(client, monkeypatch
     assert (failed["output"]["code"], failed["output"]["message"]) == (
         "InternalError.Algo", "An internal error has occured during algorithm execution.")
     assert "usage" not in failed and "video_url" not in failed["output"]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe\x00garbage", b"[" * 100_000, b"1e999", b'"text"',
+                                 b"null", b'{"model": "wan2.2-kf2v-flash", "input": {"first_frame_url"'])
+async def test_hostile_bodies_get_a_client_error_never_a_500(client, raw):
+    response = await client.post(CREATE, data=raw, headers=create_headers())
+    body = await response.json()
+    assert response.status == 400 and set(body) == {"request_id", "code", "message"}

@@ -1,6 +1,7 @@
 """Create-body rules: documented defaults, and a DashScope error for every bad input."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from mock_server.errors import DashScopeError
 from mock_server.regions import BEIJING, REGIONS, SINGAPORE
@@ -97,3 +98,27 @@ def test_singapore_names_the_plus_model_without_x():
 def test_template_ignores_last_frame_and_prompt():
     spec = parse_create_body(body("wanx2.1-kf2v-plus", template="hanfu-1", prompt="p"), BJ)
     assert spec.template == "hanfu-1" and spec.last_frame_url is None and spec.prompt is None
+
+
+# Anything JSON can carry, in the places the SDK puts things: the answer is a spec or a 4xx error.
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children,
+                                                                      max_size=3),
+    max_leaves=8)
+fields = st.sampled_from(["prompt", "negative_prompt", "first_frame_url", "last_frame_url",
+                          "template", "function", "extend_prompt"])
+params = st.sampled_from(["resolution", "duration", "seed", "prompt_extend", "watermark", "size"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(model=st.sampled_from(["wan2.2-kf2v-flash", "wanx2.1-kf2v-plus", "", None, 7]) | json_values,
+       inputs=st.dictionaries(fields, json_values) | json_values,
+       parameters=st.dictionaries(params, json_values) | json_values)
+def test_any_body_gives_a_spec_or_a_client_error(model, inputs, parameters):
+    try:
+        spec = parse_create_body({"model": model, "input": inputs, "parameters": parameters}, BJ)
+    except DashScopeError as error:
+        assert 400 <= error.status < 500 and error.code and error.message
+        return
+    assert spec.model in BJ.models and spec.first_frame_url
