@@ -59,8 +59,10 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
                      resolve_oss: OssResolver,
                      download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS) -> FrameImage:
     """Fetch and inspect one frame; raises ``DashScopeError`` for anything the service refuses."""
+    loop = asyncio.get_running_loop()
     if url.startswith("data:"):
-        data = _decode_data_url(url)
+        # Up to ~13 MB of base64: decode it off the event loop.
+        data = await loop.run_in_executor(None, _decode_data_url, url)
     elif url.startswith("oss://"):
         if not oss_resolve_header:
             raise DashScopeError.of("oss_resolve_missing")
@@ -71,7 +73,7 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
         raise DashScopeError.of("invalid_url")
     if len(data) > MAX_IMAGE_BYTES:
         raise DashScopeError.of("image_size_unsupported")
-    return await asyncio.get_running_loop().run_in_executor(None, inspect_image, data)
+    return await loop.run_in_executor(None, inspect_image, data)
 
 
 def _decode_data_url(url: str) -> bytes:
