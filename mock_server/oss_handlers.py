@@ -34,10 +34,6 @@ async def download(request: web.Request) -> web.StreamResponse:
         path = emulator.synthesizer.path_for(bucket, key)
     except ValueError:
         path = None
-    # A key names an object inside its bucket: "../" must not reach another bucket or the uploads.
-    if path is not None and not path.is_relative_to(
-            (emulator.synthesizer.results_dir / bucket).resolve()):
-        path = None
     if path is None or not await asyncio.get_running_loop().run_in_executor(None, path.is_file):
         return oss_error(request, OssError(404, "NoSuchKey", "The specified key does not exist.",
                                            EC_NO_SUCH_KEY, (("Key", key),)))

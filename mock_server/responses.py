@@ -130,10 +130,6 @@ async def list_tasks(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     account = authenticate(request)
     query = _parse_list_query(request, emulator.clock.now())
-    if request.query.get("region") not in (None, "", account.region):
-        # The SDK may send region=...; tasks of another region are never this key's to see.
-        return json_response({"request_id": request[REQUEST_ID], "total": 0, "total_page": 0,
-                              "page_no": query.page_no, "page_size": query.page_size, "data": []})
     total, page = emulator.service.list(account, query)
     now = emulator.clock.now()
     return json_response({
@@ -164,7 +160,8 @@ def _parse_list_query(request: web.Request, now) -> ListQuery:
     page_size = _positive_int(params.get("page_size"), 10, "page_size")
     return ListQuery(start=start, end=end, task_id=params.get("task_id") or None,
                      model_name=params.get("model_name") or None,
-                     api_key_id=params.get("api_key_id") or None, status=status,
+                     api_key_id=params.get("api_key_id") or None,
+                     region=params.get("region") or None, status=status,
                      page_no=page_no, page_size=min(page_size, 100))
 
 

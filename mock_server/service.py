@@ -32,6 +32,7 @@ class ListQuery:
     task_id: str | None = None
     model_name: str | None = None
     api_key_id: str | None = None
+    region: str | None = None  # the SDK may send it; a key only ever sees its own region's tasks
     status: str | None = None
     page_no: int = 1
     page_size: int = 10
@@ -97,6 +98,8 @@ class TaskService:
             if query.model_name and task.spec.model != query.model_name:
                 continue
             if query.api_key_id and task.api_key_id != query.api_key_id:
+                continue
+            if query.region and task.region != query.region:
                 continue
             if query.status and task.status_at(now) != query.status:
                 continue

@@ -33,10 +33,13 @@ class Synthesizer:
         self._jobs: set[asyncio.Future] = set()
         self._generation = 0  # bumped by reset(): results of older renders are dropped
 
-    def path_for(self, region_bucket: str, key: str) -> Path:
-        path = (self.results_dir / region_bucket / key).resolve()
-        if not path.is_relative_to(self.results_dir.resolve()):
-            raise ValueError("object key escapes the results directory")
+    def path_for(self, bucket: str, key: str) -> Path:
+        """Where ``bucket``/``key`` lives; a key with ``..`` that would leave its bucket (for
+        another bucket or the uploads) raises ``ValueError``."""
+        bucket_dir = (self.results_dir / bucket).resolve()
+        path = (bucket_dir / key).resolve()
+        if not path.is_relative_to(bucket_dir):
+            raise ValueError("object key escapes its bucket")
         return path
 
     def submit(self, task: Task, bucket: str, first: bytes, last: bytes | None) -> None:
