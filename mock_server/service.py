@@ -1,9 +1,8 @@
 """The task lifecycle: create, look up, list, cancel and expire tasks for an account.
 
 State lives in the ``Store``; time comes from the ``VirtualClock``; a task's status is derived from
-both on every read (``Task.status_at``), so nothing needs to tick. Rendering is delegated to a
-``on_created`` hook (the synthesizer), which reports back through ``mark_video_ready`` /
-``mark_render_failed``.
+both on every read (``Task.status_at``), so nothing needs to tick. The synthesizer renders each
+accepted task's clip and reports back through ``mark_video_ready`` / ``mark_render_failed``.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Callable
 
 from .clock import VirtualClock
 from .errors import DashScopeError
-from .models import (PENDING, TASK_TTL, Account, Failure, Task, TaskSpec)
+from .models import PENDING, TASK_TTL, Account, Failure, Task, TaskSpec
 from .prompts import extend_prompt
 from .regions import REGIONS
 from .scheduler import assign_start_times
@@ -47,7 +46,6 @@ class TaskService:
         self.timing = timing
         # None: each model's documented cap (regions.ModelSpec.max_running).
         self.max_running = max_running
-        self.on_created: Callable[[Task], None] | None = None
         self.on_expired: Callable[[Task], None] | None = None
 
     # --- create ----------------------------------------------------------------------------------
@@ -71,8 +69,6 @@ class TaskService:
         )
         self.store.add_task(task)
         self._reschedule(task)
-        if self.on_created is not None and failure is None:
-            self.on_created(task)
         return task
 
     # --- read ------------------------------------------------------------------------------------
