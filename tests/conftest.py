@@ -77,7 +77,16 @@ class LiveServer:
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=120)
 
     def advance(self, seconds: float) -> None:
-        self.loop.call_soon_threadsafe(self.emulator.clock.advance, seconds)
+        self._on_loop(self.emulator.clock.advance, seconds)
+
+    def freeze(self, frozen: bool = True) -> None:
+        self._on_loop(self.emulator.clock.freeze, frozen)
+
+    def _on_loop(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call ``function`` on the server's loop and wait until it has run."""
+        async def call():
+            return function(*args)
+        return self.run(call)
 
     def drain(self) -> None:
         self.run(self.emulator.synthesizer.drain)
