@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fixtures.frames import frame_data_url
 from mock_server.app import create_app, start_server
 from mock_server.appkeys import EMULATOR
 from mock_server.config import Settings
 from mock_server.emulator import Emulator
+
+# Property tests draw the same examples on every run (the suite is deterministic).
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.load_profile("deterministic")
 
 BJ_KEY = "sk-kf2v-mock-beijing"
 SG_KEY = "sk-kf2v-mock-singapore"
