@@ -194,3 +194,50 @@ def test_documented_sample_with_image_urls(live_server, monkeypatch, image_host)
                                         first_frame_url=f"{image_host}/nope.png",
                                         last_frame_url=f"{image_host}/last_frame.jpg")
     assert (missing.status_code, missing.code) == (400, "InvalidParameter.DataInspection")
+
+
+def _sdk_environment(live_server, region: str, key: str) -> dict[str, str]:
+    import os
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+    env.update(DASHSCOPE_HTTP_BASE_URL=live_server.urls[region], DASHSCOPE_API_KEY=key,
+               NO_PROXY="127.0.0.1,localhost")
+    return env
+
+
+def test_environment_variables_alone_point_unmodified_code_at_the_emulator(live_server, tmp_path):
+    """1.x reads DASHSCOPE_HTTP_BASE_URL and DASHSCOPE_API_KEY at import time: no code change."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "client.py"
+    script.write_text(
+        "from dashscope import VideoSynthesis\n"
+        f"rsp = VideoSynthesis.call(model='wan2.1-kf2v-plus', prompt='p', first_frame_url={FIRST!r},"
+        f" last_frame_url={LAST!r})\n"
+        "print(rsp.status_code, rsp.output.task_status, rsp.output.video_url)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env=_sdk_environment(live_server, SINGAPORE, SG_KEY), cwd=tmp_path)
+    status, task_status, url = done.stdout.split()
+    assert (status, task_status) == ("200", "SUCCEEDED"), done.stderr
+    assert url.startswith(live_server.urls[SINGAPORE].removesuffix("/api/v1") + "/dashscope-result-sg/")
+
+
+def test_dashscope_cli_create_and_fetch(live_server, tmp_path):
+    """The SDK's own ``dashscope video-synthesis`` command (sdk-wire-contract §7)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cli = str(Path(sys.executable).with_name("dashscope"))  # installed beside this interpreter
+    env = _sdk_environment(live_server, BEIJING, BJ_KEY)
+    created = subprocess.run(
+        [cli, "video-synthesis", "create", "-m", "wan2.2-kf2v-flash", "-p", "a cat",
+         "--first-frame-url", FIRST, "--last-frame-url", LAST, "--resolution", "480P",
+         "--no-prompt-extend"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert '"task_status": "SUCCEEDED"' in created.stdout, created.stdout
+    task_id = re.search(r'"task_id": "([^"]+)"', created.stdout).group(1)
+    fetched = subprocess.run([cli, "video-synthesis", "fetch", task_id], capture_output=True,
+                             text=True, timeout=60, env=env, cwd=tmp_path)
+    assert fetched.returncode == 0 and "SUCCEEDED" in fetched.stdout, fetched.stderr
