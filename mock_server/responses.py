@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -93,8 +94,7 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
                 or upload.region != account.region or upload.model != model
                 or now >= upload.expires_at):
             raise DashScopeError.of("media_download_failed")
-        return await asyncio.get_running_loop().run_in_executor(None, read_file,
-                                                                emulator.oss.root / "uploads" / key)
+        return await asyncio.get_running_loop().run_in_executor(None, read_file, Path(upload.path))
 
     async def one(url: str | None) -> FrameImage | None:
         if url is None:
@@ -103,7 +103,11 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
                                 oss_resolve_header=oss_header, resolve_oss=resolve_oss,
                                 download_timeout=emulator.settings.download_timeout)
 
-    return list(await asyncio.gather(*(one(u) for u in urls)))
+    results = await asyncio.gather(*(one(u) for u in urls), return_exceptions=True)
+    for result in results:  # the first frame's error wins, whichever finished first
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 # --- query, list, cancel ---------------------------------------------------------------------------

@@ -378,3 +378,11 @@ async def test_exif_rotated_jpeg_is_sized_as_it_is_shown(client):
     task = (await dump(client))[created["output"]["task_id"]]
     assert (task["width"], task["height"]) == output_size(480, 640, "480P")
     assert (await query(client, task["task_id"]))["output"]["task_status"] == "SUCCEEDED"
+
+
+async def test_when_both_frames_are_bad_the_first_frames_error_is_reported(client):
+    for _ in range(5):  # the two frames are inspected concurrently; the answer must not vary
+        await refused(client, body_with(data_url(frames.with_alpha()),
+                                        data_url(frames.corrupt_png())), "media_format")
+        await refused(client, body_with(data_url(frames.corrupt_png()),
+                                        data_url(frames.with_alpha())), "image_decode_failed")
