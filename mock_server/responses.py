@@ -78,8 +78,9 @@ async def create_task(request: web.Request) -> web.Response:
     if failure is None:
         emulator.synthesizer.submit(task, region.result_bucket, first.data,
                                     last.data if last is not None else None)
-    return json_response({"request_id": request[REQUEST_ID],
-                          "output": {"task_id": task.task_id, "task_status": "PENDING"}})
+    # Key order as in the documented example (api-facts §4.1).
+    return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
+                          "request_id": request[REQUEST_ID]})
 
 
 async def _load_frames(request: web.Request, account: Account, model: str, oss_header: bool,
