@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from mock_server.app import create_app, start_server
 from mock_server.appkeys import EMULATOR
 from mock_server.config import Settings
 from mock_server.emulator import Emulator
+from mock_server.errors import CATALOGUE
 
 # Property tests draw the same examples on every run (the suite is deterministic).
 hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
@@ -66,6 +68,38 @@ def kf2v_body(model: str = "wan2.2-kf2v-flash", resolution: str = "480P", **inpu
                       "first_frame_url": frame_data_url(320, 240, seed=1),
                       "last_frame_url": frame_data_url(320, 240, seed=2), **input_extra},
             "parameters": {"resolution": resolution}}
+
+
+CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def create(client, body: dict | None = None, headers: dict | None = None, *,
+                 key: str = BJ_KEY, path: str = CREATE, **extra_headers: str) -> tuple[int, dict]:
+    """POST a create (default body and headers unless given) -> (status, JSON answer)."""
+    headers = headers if headers is not None else create_headers(key, **extra_headers)
+    response = await client.post(path, json=body or kf2v_body(), headers=headers)
+    return response.status, await response.json()
+
+
+async def query(client, task_id: str, key: str = BJ_KEY, suffix: str = "", **headers: str) -> dict:
+    response = await client.get(f"/api/v1/tasks/{task_id}{suffix}", headers=auth(key, **headers))
+    assert response.status == 200
+    assert response.content_type == "application/json"
+    return await response.json()
+
+
+def assert_error(status: int, body: dict, expected_status: int, code: str, message: str) -> None:
+    """A DashScope error envelope, exactly."""
+    assert status == expected_status, body
+    assert set(body) == {"request_id", "code", "message"}
+    assert UUID.match(body["request_id"])
+    assert (body["code"], body["message"]) == (code, message)
+
+
+def assert_catalogue_error(status: int, body: dict, name: str) -> None:
+    spec = CATALOGUE[name]
+    assert_error(status, body, spec.status, spec.code, spec.message)
 
 
 @dataclass

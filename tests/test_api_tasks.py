@@ -9,30 +9,10 @@ import pytest
 
 from mock_server import EMULATOR_HEADER
 from mock_server.accounts import KeySpec
-from tests.conftest import BJ_KEY, SG_HOST, SG_KEY, auth, create_headers, kf2v_body
+from tests.conftest import (BJ_KEY, CREATE, SG_HOST, SG_KEY, UUID, assert_error, auth, create,
+                            create_headers, kf2v_body, query)
 
-CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
 TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-async def create(client, body=None, headers=None, path=CREATE):
-    response = await client.post(path, json=body or kf2v_body(), headers=headers or create_headers())
-    return response.status, await response.json()
-
-
-async def query(client, task_id, key=BJ_KEY, suffix="", **headers):
-    response = await client.get(f"/api/v1/tasks/{task_id}{suffix}", headers=auth(key, **headers))
-    assert response.status == 200
-    assert response.content_type == "application/json"
-    return await response.json()
-
-
-def assert_error(status, body, expected_status, code, message):
-    assert status == expected_status
-    assert set(body) == {"request_id", "code", "message"}
-    assert UUID.match(body["request_id"])
-    assert (body["code"], body["message"]) == (code, message)
 
 
 async def test_create_answers_pending_with_ids(client):

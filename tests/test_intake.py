@@ -5,7 +5,6 @@ effect templates and the watermark. Error bodies are checked against ``mock_serv
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 
 import pytest
@@ -13,18 +12,11 @@ from aiohttp import web
 
 from fixtures import frames
 from fixtures.frames import data_url, frame_bytes, frame_data_url
-from mock_server.errors import CATALOGUE
 from mock_server.media.sizing import output_size
-from tests.conftest import auth, create_headers, kf2v_body
+from mock_server.errors import CATALOGUE
+from tests.conftest import assert_catalogue_error, create, kf2v_body, query
 
-CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 PNG_LAST = frame_data_url(320, 240, seed=2)
-
-
-async def create(client, body, **extra_headers):
-    response = await client.post(CREATE, json=body, headers=create_headers(**extra_headers))
-    return response.status, await response.json()
 
 
 def body_with(first: str, last: str | None = PNG_LAST, model: str = "wan2.2-kf2v-flash",
@@ -39,14 +31,6 @@ def body_with(first: str, last: str | None = PNG_LAST, model: str = "wan2.2-kf2v
     return body
 
 
-def assert_catalogue_error(status, body, name):
-    spec = CATALOGUE[name]
-    assert status == spec.status, body
-    assert set(body) == {"request_id", "code", "message"}
-    assert UUID.match(body["request_id"])
-    assert (body["code"], body["message"]) == (spec.code, spec.message)
-
-
 async def refused(client, body, name, **extra_headers):
     """The create is refused at submit with catalogue entry ``name``, and no task is made."""
     status, answer = await create(client, body, **extra_headers)
@@ -57,12 +41,6 @@ async def refused(client, body, name, **extra_headers):
 async def finish(client, seconds: float = 60):
     client.emulator.clock.advance(seconds)
     await client.emulator.synthesizer.drain()
-
-
-async def query(client, task_id):
-    response = await client.get(f"/api/v1/tasks/{task_id}", headers=auth())
-    assert response.status == 200
-    return await response.json()
 
 
 async def dump(client) -> dict[str, dict]:

@@ -13,10 +13,9 @@ import pytest
 from yarl import URL
 
 from fixtures.frames import frame_bytes, frame_data_url
-from tests.conftest import auth, create_headers, kf2v_body
+from tests.conftest import auth, create, kf2v_body, query
 from tests.media_checks import assert_clip
 
-CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
 BJ_BUCKET, SG_BUCKET = "dashscope-result-bj", "dashscope-result-sg"
 OSS_REQUEST_ID = re.compile(r"^[0-9A-F]{24}$")
 FIRST, LAST = frame_bytes(320, 240, seed=61), frame_bytes(320, 240, seed=62)
@@ -28,12 +27,12 @@ async def succeeded_task(client) -> dict:
     body = kf2v_body()
     body["input"]["first_frame_url"] = frame_data_url(320, 240, seed=61)
     body["input"]["last_frame_url"] = frame_data_url(320, 240, seed=62)
-    response = await client.post(CREATE, json=body, headers=create_headers())
-    assert response.status == 200
-    task_id = (await response.json())["output"]["task_id"]
+    status, created = await create(client, body)
+    assert status == 200
+    task_id = created["output"]["task_id"]
     client.emulator.clock.advance(30)
     await client.emulator.synthesizer.drain()
-    done = await (await client.get(f"/api/v1/tasks/{task_id}", headers=auth())).json()
+    done = await query(client, task_id)
     assert done["output"]["task_status"] == "SUCCEEDED"
     url = done["output"]["video_url"]
     parts = urlsplit(url)

@@ -20,15 +20,12 @@ from yarl import URL
 from fixtures.frames import frame_bytes
 from mock_server import responses
 from mock_server.accounts import KeySpec
-from mock_server.errors import CATALOGUE
-from tests.conftest import BJ_KEY, T0, auth, create_headers
+from tests.conftest import BJ_KEY, T0, UUID, assert_catalogue_error, auth, create
 from tests.media_checks import assert_clip
 
-CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
 POLICY = "/api/v1/uploads?action=getPolicy&model={model}"
 FLASH, PLUS = "wan2.2-kf2v-flash", "wanx2.1-kf2v-plus"
 RESOLVE = {"X-DashScope-OssResourceResolve": "enable"}
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 FIRST = frame_bytes(320, 240, seed=71)
 LAST = frame_bytes(320, 240, seed=72, fmt="JPEG")
 EC_POLICY = "0006-00000001"
@@ -99,17 +96,6 @@ def kf2v(first: str, last: str, model: str = FLASH) -> dict:
             "parameters": {"resolution": resolution}}
 
 
-async def create(client, body: dict, key: str = BJ_KEY, **headers):
-    response = await client.post(CREATE, json=body, headers=create_headers(key, **headers))
-    return response.status, await response.json()
-
-
-def assert_catalogue(status, body, name):
-    spec = CATALOGUE[name]
-    assert (status, body["code"], body["message"]) == (spec.status, spec.code, spec.message)
-    assert UUID.match(body["request_id"])
-
-
 async def oss_error(response, status: int, code: str, message: str, ec: str = EC_POLICY) -> None:
     assert response.status == status
     assert response.content_type == "application/xml"
@@ -157,12 +143,12 @@ async def test_get_policy_answers_every_documented_field(client):
 
 async def test_get_policy_errors(client):
     response = await client.get(POLICY.format(model=FLASH))
-    assert_catalogue(response.status, await response.json(), "no_api_key")
+    assert_catalogue_error(response.status, await response.json(), "no_api_key")
     response = await client.get(POLICY.format(model=FLASH), headers=auth("sk-nobody"))
-    assert_catalogue(response.status, await response.json(), "invalid_api_key")
+    assert_catalogue_error(response.status, await response.json(), "invalid_api_key")
     for model in ("wan2.2-t2v-plus", "wan2.1-kf2v-plus"):  # the second is Singapore's name
         response = await client.get(POLICY.format(model=model), headers=auth())
-        assert_catalogue(response.status, await response.json(), "model_not_exist")
+        assert_catalogue_error(response.status, await response.json(), "model_not_exist")
     response = await client.get("/api/v1/uploads?action=getPolicy", headers=auth())
     body = await response.json()
     assert (response.status, body["code"], body["message"]) == (
@@ -269,7 +255,7 @@ async def test_file_over_the_policy_limit(client, monkeypatch):
     assert client.emulator.store.uploads() == []
     status, body = await create(client, kf2v(f"oss://{policy['upload_dir']}/big.bin",
                                              f"oss://{policy['upload_dir']}/big.bin"), **RESOLVE)
-    assert_catalogue(status, body, "media_download_failed")
+    assert_catalogue_error(status, body, "media_download_failed")
 
     response = await upload(client, policy, "fits.bin", b"\x01" * 1024,
                             content_type="application/octet-stream")
@@ -309,10 +295,10 @@ async def team_client(make_client):
 async def test_oss_key_is_bound_to_the_account(team_client):
     first = await uploaded(team_client, key="sk-alice")
     last = await uploaded(team_client, "last.jpg", LAST, key="sk-alice")
-    status, body = await create(team_client, kf2v(first, last), "sk-bob", **RESOLVE)
-    assert_catalogue(status, body, "media_download_failed")
+    status, body = await create(team_client, kf2v(first, last), key="sk-bob", **RESOLVE)
+    assert_catalogue_error(status, body, "media_download_failed")
     # Another key of the same main account may use it.
-    status, body = await create(team_client, kf2v(first, last), "sk-alice2", **RESOLVE)
+    status, body = await create(team_client, kf2v(first, last), key="sk-alice2", **RESOLVE)
     assert status == 200, body
 
 
@@ -320,14 +306,14 @@ async def test_oss_key_is_bound_to_the_model(client):
     first = await uploaded(client)
     last = await uploaded(client, "last.jpg", LAST)
     status, body = await create(client, kf2v(first, last, PLUS), **RESOLVE)
-    assert_catalogue(status, body, "media_download_failed")
+    assert_catalogue_error(status, body, "media_download_failed")
     assert (await (await client.get("/_mock/tasks")).json())["tasks"] == []
 
 
 async def test_oss_key_needs_the_resolve_header(client):
     first = await uploaded(client)
     status, body = await create(client, kf2v(first, first))
-    assert_catalogue(status, body, "oss_resolve_missing")
+    assert_catalogue_error(status, body, "oss_resolve_missing")
 
 
 async def test_oss_key_expires_after_48_hours(client):
@@ -340,7 +326,7 @@ async def test_oss_key_expires_after_48_hours(client):
     assert status == 200, body
     client.emulator.clock.advance(1)
     status, body = await create(client, kf2v(first, last), **RESOLVE)
-    assert_catalogue(status, body, "media_download_failed")
+    assert_catalogue_error(status, body, "media_download_failed")
     # The expired uploads are forgotten and their files deleted; expired policies go too.
     await client.emulator.synthesizer.drain()
     assert client.emulator.store.uploads() == [] and client.emulator.store.policies() == []
