@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .appkeys import EMULATOR, REGION, REQUEST_ID
 from .errors import DashScopeError
-from .media.intake import FrameImage, load_frame, read_file
+from .media.intake import FrameImage, load_frame
 from .media.sizing import output_size
 from .models import STATUSES, TASK_TTL, Account, Failure, Task, Upload, UploadPolicy
 from .regions import REGIONS, Region
@@ -95,7 +95,7 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
                 or upload.region != account.region or upload.model != model
                 or now >= upload.expires_at):
             raise DashScopeError.of("media_download_failed")
-        return await asyncio.get_running_loop().run_in_executor(None, read_file, Path(upload.path))
+        return await asyncio.get_running_loop().run_in_executor(None, Path(upload.path).read_bytes)
 
     async def one(url: str | None) -> FrameImage | None:
         if url is None:

@@ -17,7 +17,6 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Awaitable, Callable
 
 import aiohttp
@@ -30,7 +29,7 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024  # api-facts §2: file size <= 10 MB
 MIN_SIDE = 240
 MAX_SIDE = 8000
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "BMP": "image/bmp", "WEBP": "image/webp"}
-ACCEPTED_MIME = {"image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp"}
+ACCEPTED_MIME = {*ACCEPTED_FORMATS.values(), "image/jpg"}  # data URLs; "jpg" is a common alias
 DOWNLOAD_TIMEOUT_SECONDS = 20.0  # ASSUMPTION: the service's own limit is not documented
 # Refuse before decoding anything whose header claims more pixels than this (decompression bombs).
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
@@ -147,7 +146,3 @@ def _orientation(image: Image.Image) -> int:
         return int(image.getexif().get(_EXIF_ORIENTATION, 1))
     except Exception:  # a damaged file: the full decode below reports it
         return 1
-
-
-def read_file(path: Path) -> bytes:
-    return path.read_bytes()
