@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from fixtures.frames import frame_data_url
-from mock_server.app import create_app, start_server
+from mock_server.app import create_app
 from mock_server.appkeys import EMULATOR
 from mock_server.config import Settings
-from mock_server.emulator import Emulator
+from mock_server.embedded import EmbeddedServer
 from mock_server.errors import CATALOGUE
 
 # Property tests draw the same examples on every run (the suite is deterministic).
@@ -102,62 +99,11 @@ def assert_catalogue_error(status: int, body: dict, name: str) -> None:
     assert_error(status, body, spec.status, spec.code, spec.message)
 
 
-@dataclass
-class LiveServer:
-    """The emulator on real sockets in a background thread, for clients that block (the SDK)."""
-    emulator: Emulator
-    urls: dict[str, str]
-    loop: asyncio.AbstractEventLoop
-
-    def run(self, make: Callable[[], Awaitable[Any]]) -> Any:
-        """Run a coroutine on the server's loop and return its result."""
-        async def wrapper():
-            return await make()
-        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout=120)
-
-    def advance(self, seconds: float) -> None:
-        self._on_loop(self.emulator.clock.advance, seconds)
-
-    def freeze(self, frozen: bool = True) -> None:
-        self._on_loop(self.emulator.clock.freeze, frozen)
-
-    def _on_loop(self, function: Callable[..., Any], *args: Any) -> Any:
-        """Call ``function`` on the server's loop and wait until it has run."""
-        async def call():
-            return function(*args)
-        return self.run(call)
-
-    def drain(self) -> None:
-        self.run(self.emulator.synthesizer.drain)
-
-    def reset(self) -> None:
-        self.run(self.emulator.reset)
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory):
+    """The emulator on real sockets (a background thread) for clients that block (the SDK)."""
     settings = Settings(beijing_port=0, singapore_port=0, render_preset="ultrafast",
                         log_requests=False, data_dir=tmp_path_factory.mktemp("live"),
                         api_keys=[])
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    holder: dict[str, Any] = {}
-
-    async def main():
-        app = create_app(settings)
-        runner = await start_server(app, settings)
-        holder["runner"] = runner
-        holder["emulator"] = app[EMULATOR]
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), loop.run_forever()),
-                              daemon=True)
-    thread.start()
-    assert ready.wait(30), "emulator did not start"
-    emulator = holder["emulator"]
-    ports = {region: port for port, region in emulator.listener_regions.items()}
-    urls = {region: f"http://127.0.0.1:{port}/api/v1" for region, port in ports.items()}
-    yield LiveServer(emulator, urls, loop)
-    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(timeout=60)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+    with EmbeddedServer(settings) as server:
+        yield server
