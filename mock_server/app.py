@@ -64,18 +64,23 @@ async def start_server(app: web.Application, settings: Settings) -> web.AppRunne
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     emulator = app[EMULATOR]
-    urls = {}
     for region, port in ((BEIJING, settings.beijing_port), (SINGAPORE, settings.singapore_port)):
         site = web.TCPSite(runner, settings.host, port)
         await site.start()
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         emulator.listener_regions[bound] = region
-        urls[region] = f"http://{_url_host(settings.host)}:{bound}/api/v1"
+    urls = base_urls(emulator)
     for region, url in urls.items():
         log.info("%s listening on %s", region, url)
     if settings.ready_file:
         _write_atomically(settings.ready_file, json.dumps(urls))
     return runner
+
+
+def base_urls(emulator: Emulator) -> dict[str, str]:
+    """``{region: "http://host:port/api/v1"}`` of the bound listeners (what the SDK is given)."""
+    host = _url_host(emulator.settings.host)
+    return {region: f"http://{host}:{port}/api/v1" for port, region in emulator.listener_regions.items()}
 
 
 def _url_host(host: str) -> str:

@@ -1,5 +1,8 @@
 """``kf2v-mock serve ...`` (also ``python -m mock_server serve``). Each flag can also come from an
-environment variable ``KF2V_MOCK_<FLAG>`` (e.g. ``KF2V_MOCK_SEED=7``)."""
+environment variable ``KF2V_MOCK_<FLAG>`` (e.g. ``KF2V_MOCK_SEED=7``).
+
+``kf2v-mock run [serve flags] -- COMMAND ...`` is the one-step CI recipe: serve on free ports, run
+COMMAND with the SDK's environment pointed at the emulator, stop, and exit with COMMAND's status."""
 
 from __future__ import annotations
 
@@ -13,10 +16,14 @@ from pathlib import Path
 
 from . import __version__
 from .accounts import KeySpec
-from .app import create_app, start_server
+from .app import base_urls, create_app, start_server
 from .appkeys import EMULATOR
 from .config import Settings
+from .regions import BEIJING, REGIONS, SINGAPORE
 from .timing import PROFILES
+
+log = logging.getLogger("kf2v_mock")
+RUN_USAGE = "kf2v-mock run [--region REGION] [serve flags ...] -- COMMAND [ARG ...]"
 
 
 def _env(name: str, default):
@@ -53,6 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help='once both listeners accept connections, write {"cn-beijing": URL, '
                             '"ap-southeast-1": URL} here')
     serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
+    commands.add_parser("run", usage=RUN_USAGE, add_help=False,
+                        help="serve on free ports, run COMMAND against it, stop; exit with its status")
+    return parser
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kf2v-mock run", usage=RUN_USAGE, description=(
+        "Serve both regions (on free ports unless --beijing-port/--singapore-port say otherwise), "
+        "run COMMAND with DASHSCOPE_HTTP_BASE_URL, DASHSCOPE_BASE_URL and DASHSCOPE_API_KEY pointed "
+        "at the emulator (plus KF2V_MOCK_BEIJING_URL and KF2V_MOCK_SINGAPORE_URL), then stop and "
+        "exit with COMMAND's status. Every `kf2v-mock serve` flag is accepted."))
+    parser.add_argument("--region", choices=list(REGIONS), default=BEIJING,
+                        help="the region DASHSCOPE_HTTP_BASE_URL and DASHSCOPE_API_KEY point at")
     return parser
 
 
@@ -83,16 +104,76 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()
 
 
+def command_environment(base: dict[str, str], urls: dict[str, str], api_key: str,
+                        region: str) -> dict[str, str]:
+    """``base`` with the SDK (1.x and the 2.0 client) pointed at ``region``'s listener."""
+    env = dict(base)
+    env.update(DASHSCOPE_HTTP_BASE_URL=urls[region], DASHSCOPE_BASE_URL=urls[region],
+               DASHSCOPE_API_KEY=api_key, KF2V_MOCK_BEIJING_URL=urls[BEIJING],
+               KF2V_MOCK_SINGAPORE_URL=urls[SINGAPORE])
+    for name in ("NO_PROXY", "no_proxy"):  # loopback never goes through the user's proxy
+        env[name] = ",".join(filter(None, [env.get(name, ""), "127.0.0.1,localhost"]))
+    return env
+
+
+async def run_command(settings: Settings, command: list[str], region: str) -> int:
+    app = create_app(settings)
+    runner = await start_server(app, settings)
+    try:
+        emulator = app[EMULATOR]
+        env = command_environment(dict(os.environ), base_urls(emulator), emulator.keys.default_key(region),
+                                  region)
+        try:
+            process = await asyncio.create_subprocess_exec(*command, env=env)
+        except OSError as exc:
+            log.error("cannot run %s: %s", command[0], exc)
+            return 127  # the shell's "command not found"
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the command decides how to stop
+            loop.add_signal_handler(sig, process.send_signal, sig)
+        code = await process.wait()
+        return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+    finally:
+        await runner.cleanup()
+
+
+def run_main(argv: list[str]) -> int:
+    parser = build_run_parser()
+    if "--" not in argv:
+        parser.error("give the command to run after --")
+    split = argv.index("--")
+    own, command = argv[:split], argv[split + 1:]
+    run_args, serve_flags = parser.parse_known_args(own)
+    if not command:
+        parser.error("give the command to run after --")
+    # Free ports unless the flags (or KF2V_MOCK_*_PORT) say otherwise; later flags win in argparse.
+    ports = ["--beijing-port", _env("beijing-port", "0"), "--singapore-port", _env("singapore-port", "0")]
+    serve_parser = build_parser()
+    args = serve_parser.parse_args(["serve", *ports, *serve_flags])
+    try:
+        settings = settings_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _setup_logging(settings)
+    return asyncio.run(run_command(settings, command, run_args.region))
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("kf2v-mock %s, timing %s, seed %s", __version__, settings.timing, settings.seed)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        return run_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kf2v_mock").info("kf2v-mock %s, timing %s, seed %s", __version__,
-                                        settings.timing, settings.seed)
+    _setup_logging(settings)
     asyncio.run(serve(settings))
     return 0

@@ -16,7 +16,7 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Callable
 
-from .app import create_app, start_server
+from .app import base_urls, create_app, start_server
 from .appkeys import EMULATOR
 from .config import Settings
 from .emulator import Emulator
@@ -65,9 +65,7 @@ class EmbeddedServer:
             self._thread.join()
             loop.close()
             raise RuntimeError(f"kf2v-mock did not start: {failure[0]!r}") from failure[0]
-        host = self.settings.host if self.settings.host not in ("", "0.0.0.0") else "127.0.0.1"
-        self.urls = {region: f"http://{host}:{port}/api/v1"
-                     for port, region in self.emulator.listener_regions.items()}
+        self.urls = base_urls(self.emulator)
         return self
 
     def stop(self) -> None:

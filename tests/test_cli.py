@@ -79,3 +79,49 @@ def test_command_line_names_and_key_syntax():
         build_parser().parse_args(["serve", "--timing", "slow"])
     with pytest.raises(ValueError):
         KeySpec.parse("mars-1=sk-x")
+
+
+CHILD = '''
+import json, os, sys, urllib.request
+from dashscope import VideoSynthesis
+sys.path.insert(0, {repo!r})
+from mock_server.samples import frame_pair
+
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
+root = os.environ["DASHSCOPE_HTTP_BASE_URL"].removesuffix("/api/v1")
+health = json.load(opener.open(root + "/_mock/health", timeout=10))
+first, last = frame_pair(1, (320, 240)).data_urls()
+rsp = VideoSynthesis.async_call(model="wan2.1-kf2v-plus", first_frame_url=first, last_frame_url=last)
+print(health["region"], health["seed"], rsp.status_code, rsp.output.task_status,
+      os.environ["KF2V_MOCK_BEIJING_URL"] != os.environ["KF2V_MOCK_SINGAPORE_URL"])
+sys.exit(3)
+'''
+
+
+def test_run_serves_runs_the_command_against_it_and_exits_with_its_status(tmp_path):
+    """The one-step CI recipe: `kf2v-mock run [serve flags] -- COMMAND`."""
+    script = tmp_path / "suite.py"
+    script.write_text(CHILD.format(repo=str(Path(__file__).parents[1])))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "KF2V_MOCK_"))}
+    ready = tmp_path / "ready.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server", "run", "--region", "ap-southeast-1", "--seed", "3",
+         "--quiet", "--ready-file", str(ready), "--", sys.executable, str(script)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 3, done.stderr
+    # The SDK found the emulator through the environment alone, in the chosen region.
+    assert done.stdout.split() == ["ap-southeast-1", "3", "200", "PENDING", "True"], done.stderr
+    urls = json.loads(ready.read_text())
+    assert all(":18100/" not in url and ":18101/" not in url for url in urls.values())  # free ports
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with pytest.raises(urllib.error.URLError, match="refused"):  # stopped once the command exited
+        direct.open(urls["cn-beijing"].removesuffix("/api/v1") + "/_mock/health", timeout=5)
+
+
+def test_run_without_a_command_or_with_a_missing_one(tmp_path):
+    base = [sys.executable, "-m", "mock_server", "run", "--quiet"]
+    usage = subprocess.run(base + ["--seed", "1"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "give the command to run after --" in usage.stderr
+    missing = subprocess.run(base + ["--", str(tmp_path / "no-such-command")], capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 127 and "cannot run" in missing.stderr
