@@ -5,10 +5,10 @@
         assert kf2v.tasks()[0]["status"] == "SUCCEEDED"
 
 Fixtures: ``kf2v_server`` (one emulator per session and per xdist worker, free ports, its own data
-dir), ``kf2v`` (state reset before each test; clock, faults, journal, wait_for), ``dashscope_env``
-(environment and SDK module pointed at the emulator, restored afterwards), ``kf2v_region`` (which
-region ``dashscope_env`` points at; parametrize it to run a test in both), ``kf2v_frames`` (sample
-frames). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
+dir; override ``kf2v_settings`` to change its Settings), ``kf2v`` (state reset before each test;
+clock, faults, journal, wait_for), ``dashscope_env`` (environment and SDK module pointed at the
+emulator, restored afterwards), ``kf2v_region`` (which region ``dashscope_env`` points at; parametrize
+it to run a test in both), ``kf2v_frames`` (sample frames). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
 keys ``kf2v_timing``, ``kf2v_seed``, ``kf2v_clock``, ``kf2v_quotas``).
 
 This module is imported by every pytest run in an environment where kf2v-mock is installed, so it
@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 BEIJING = "cn-beijing"
 SINGAPORE = "ap-southeast-1"
 CLOCK_MODES = ("running", "frozen")
+STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 _LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
 # Never through a proxy: the emulator is on loopback.
@@ -191,6 +192,8 @@ class Kf2v:
         """Advance the virtual clock to the task's next transition until it reports ``status``
         (waiting for its clip to be rendered where SUCCEEDED needs it); returns its timeline.
         Raises AssertionError when the task ends in another state."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         for _ in range(max_steps):
             outcome, detail = self.server.call(self._step, task_id, status)
             if outcome == "done":
@@ -230,7 +233,15 @@ class Kf2v:
 
 # --- fixtures --------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def kf2v_settings() -> dict[str, Any]:
+    """Overrides for the emulator's ``Settings`` (override this fixture, session scope), e.g.
+    ``{"api_keys": [KeySpec.parse("cn-beijing=sk-team-a@team")], "max_running": 5}``."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                kf2v_settings: dict[str, Any]):
     """The emulator for this session (or xdist worker): both regions on free loopback ports."""
     from .config import Settings
     from .embedded import EmbeddedServer
@@ -243,19 +254,19 @@ def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         render_preset="ultrafast")  # a valid H.264 clip either way; tests want it quickly
     if "quotas" in {f.name for f in dataclasses.fields(Settings)}:
         values["quotas"] = options.quotas
+    values.update(kf2v_settings)
     server = EmbeddedServer(Settings(**values)).start()
-    server.plugin_options = options  # type: ignore[attr-defined]
     yield server
     server.stop()
 
 
 @pytest.fixture
-def kf2v(kf2v_server) -> Kf2v:
+def kf2v(kf2v_server, request: pytest.FixtureRequest) -> Kf2v:
     """A fresh emulator for this test: no tasks, uploads, faults or journal; the clock running
     (or frozen with ``--kf2v-clock frozen``)."""
     handle = Kf2v(kf2v_server)
     handle.reset()
-    handle.freeze(kf2v_server.plugin_options.clock == "frozen")
+    handle.freeze(_option(request.config, "clock") == "frozen")
     return handle
 
 

@@ -263,3 +263,25 @@ def test_the_plugin_is_registered_through_the_entry_point():
     from importlib.metadata import entry_points
     (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "kf2v-mock"]
     assert plugin.value == "mock_server.pytest_plugin"
+
+
+def test_wait_for_refuses_a_status_that_does_not_exist(kf2v):
+    with pytest.raises(ValueError, match="status must be one of"):
+        kf2v.wait_for("0385dc79-5ff8-4d82-bcb6-000000000000", "SUCCEED")
+
+
+def test_kf2v_settings_overrides_the_servers_settings(pytester):
+    pytester.makeconftest('''
+        import pytest
+        from mock_server.accounts import KeySpec
+
+        @pytest.fixture(scope="session")
+        def kf2v_settings():
+            return {"api_keys": [KeySpec.parse("cn-beijing=sk-team-a@team")], "max_running": 5}
+    ''')
+    pytester.makepyfile(test_settings='''
+        def test_settings(kf2v):
+            assert kf2v.api_key("cn-beijing") == "sk-team-a"
+            assert kf2v.server.emulator.settings.max_running == 5
+    ''')
+    pytester.runpytest_inprocess().assert_outcomes(passed=1)
