@@ -40,23 +40,23 @@ async def post_clock(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):
         raise DashScopeError.of("invalid_body") from None
     if not isinstance(body, dict) or not body:
-        raise _admin_error("send advance_seconds, set or frozen")
+        raise DashScopeError.mock("send advance_seconds, set or frozen")
     try:
         if "frozen" in body:
             if not isinstance(body["frozen"], bool):
-                raise _admin_error("frozen must be true or false")
+                raise DashScopeError.mock("frozen must be true or false")
             clock.freeze(body["frozen"])
         if "set" in body:
             clock.set(parse_iso(str(body["set"])))
         if "advance_seconds" in body:
             seconds = body["advance_seconds"]
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-                raise _admin_error("advance_seconds must be a number")
+                raise DashScopeError.mock("advance_seconds must be a number")
             clock.advance(float(seconds))
     except ClockError as exc:
-        raise _admin_error(str(exc)) from None
+        raise DashScopeError.mock(str(exc)) from None
     except ValueError:
-        raise _admin_error("set must be an ISO-8601 time") from None
+        raise DashScopeError.mock("set must be an ISO-8601 time") from None
     return json_response(_clock_body(request))
 
 
@@ -88,7 +88,3 @@ def _timeline(task: Task, now) -> dict:
             "code": task.failure.code, "message": task.failure.message, "at": task.failure.at},
         "real_host": REGIONS[task.region].real_host,
     }
-
-
-def _admin_error(message: str) -> DashScopeError:
-    return DashScopeError(400, "InvalidParameter", message)
