@@ -27,6 +27,16 @@ def _env_flag(name: str) -> bool:
     return str(_env(name, "")).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kf2v-mock", description=(
         "Offline emulator of DashScope's keyframe-to-video API (wan2.2-kf2v-flash, "
@@ -58,11 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                             '"ap-southeast-1": URL} here')
     serve.add_argument("--no-quotas", action="store_true", default=_env_flag("no-quotas"),
                        help="no rate quotas (429 Throttling.RateQuota) at all")
-    serve.add_argument("--submit-rps", type=int, default=_env("submit-rps", None),
+    serve.add_argument("--submit-rps", type=_positive_int, default=_env("submit-rps", None),
                        help="task submits per second per account and model (default: documented 2)")
-    serve.add_argument("--query-qps", type=int, default=int(_env("query-qps", defaults.query_qps)),
+    serve.add_argument("--query-qps", type=_positive_int,
+                       default=int(_env("query-qps", defaults.query_qps)),
                        help="query/list/cancel requests per second per account (default: 20)")
-    serve.add_argument("--policy-qps", type=int,
+    serve.add_argument("--policy-qps", type=_positive_int,
                        default=int(_env("policy-qps", defaults.policy_qps)),
                        help="getPolicy requests per second per account and model (default: 100)")
     serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
