@@ -58,6 +58,11 @@ class KeyRing:
     def default_key(self, region: str) -> str:
         return next(a.api_key for a in self._accounts.values() if a.region == region)
 
+    def lookup(self, authorization: str | None, region: str) -> Account | None:
+        """The account behind the header, or None (for quotas and the journal, which never refuse)."""
+        account = self._accounts.get(_bearer(authorization))
+        return account if account is not None and account.region == region else None
+
     def authenticate(self, authorization: str | None, region: str) -> Account:
         """The account behind ``Authorization: Bearer <key>`` for a request to ``region``."""
         key = _bearer(authorization)
@@ -68,6 +73,10 @@ class KeyRing:
         if account is None or account.region != region:
             raise DashScopeError.of("invalid_api_key")
         return account
+
+
+def bearer_key(authorization: str | None) -> str:
+    return _bearer(authorization)
 
 
 def _bearer(authorization: str | None) -> str:

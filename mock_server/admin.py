@@ -1,4 +1,5 @@
-"""The emulator's own control API under ``/_mock/``: health, the virtual clock, reset, task dump."""
+"""The emulator's own control API under ``/_mock/``: health, the virtual clock, reset, task dump,
+fault rules, the request journal and the scenario list."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import json
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, scenarios
 from .appkeys import EMULATOR, REGION
 from .clock import ClockError
 from .errors import DashScopeError
+from .faults import RuleError
+from .journal import FILTERS
 from .models import Task
 from .regions import REGIONS
 from .timefmt import parse_iso, task_time
@@ -33,30 +36,34 @@ async def get_clock(request: web.Request) -> web.Response:
     return json_response(_clock_body(request))
 
 
-async def post_clock(request: web.Request) -> web.Response:
-    clock = request.app[EMULATOR].clock
+async def _json(request: web.Request):
     try:
-        body = json.loads(await request.read() or b"{}")
+        return json.loads(await request.read() or b"{}")
     except (ValueError, RecursionError):
         raise DashScopeError.of("invalid_body") from None
+
+
+async def post_clock(request: web.Request) -> web.Response:
+    clock = request.app[EMULATOR].clock
+    body = await _json(request)
     if not isinstance(body, dict) or not body:
-        raise _admin_error("send advance_seconds, set or frozen")
+        raise DashScopeError.mock("send advance_seconds, set or frozen")
     try:
         if "frozen" in body:
             if not isinstance(body["frozen"], bool):
-                raise _admin_error("frozen must be true or false")
+                raise DashScopeError.mock("frozen must be true or false")
             clock.freeze(body["frozen"])
         if "set" in body:
             clock.set(parse_iso(str(body["set"])))
         if "advance_seconds" in body:
             seconds = body["advance_seconds"]
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-                raise _admin_error("advance_seconds must be a number")
+                raise DashScopeError.mock("advance_seconds must be a number")
             clock.advance(float(seconds))
     except ClockError as exc:
-        raise _admin_error(str(exc)) from None
+        raise DashScopeError.mock(str(exc)) from None
     except ValueError:
-        raise _admin_error("set must be an ISO-8601 time") from None
+        raise DashScopeError.mock("set must be an ISO-8601 time") from None
     return json_response(_clock_body(request))
 
 
@@ -90,5 +97,48 @@ def _timeline(task: Task, now) -> dict:
     }
 
 
-def _admin_error(message: str) -> DashScopeError:
-    return DashScopeError(400, "InvalidParameter", message)
+# --- fault rules -----------------------------------------------------------------------------------
+async def add_fault(request: web.Request) -> web.Response:
+    try:
+        rule = request.app[EMULATOR].faults.add(await _json(request))
+    except RuleError as exc:
+        raise DashScopeError.mock(f"bad fault rule: {exc}") from None
+    return json_response(rule)
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    return json_response({"faults": request.app[EMULATOR].faults.rules()})
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[EMULATOR].faults.clear()
+    return json_response({"faults": []})
+
+
+async def delete_fault(request: web.Request) -> web.Response:
+    rule_id = request.match_info["rule_id"]
+    faults = request.app[EMULATOR].faults
+    rule = faults.get(rule_id)
+    if rule is None or not faults.delete(rule_id):
+        raise DashScopeError(404, "NotFound", f"no fault rule with id {rule_id!r}")
+    return json_response(rule)
+
+
+# --- request journal and scenarios ---------------------------------------------------------------------
+async def list_requests(request: web.Request) -> web.Response:
+    filters = {k: request.query[k] for k in FILTERS if k in request.query}
+    return json_response({"requests": request.app[EMULATOR].journal.entries(**filters)})
+
+
+async def clear_requests(request: web.Request) -> web.Response:
+    request.app[EMULATOR].journal.clear()
+    return json_response({"requests": []})
+
+
+async def list_scenarios(request: web.Request) -> web.Response:
+    return json_response({
+        "enabled": request.app[EMULATOR].settings.scenarios,
+        "header": scenarios.HEADER,
+        "prompt_directive": "[mock:<name>]",
+        "scenarios": scenarios.listing(),
+    })

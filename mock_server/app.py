@@ -14,7 +14,7 @@ from aiohttp import web
 from .appkeys import EMULATOR
 from .config import Settings
 from .emulator import Emulator
-from .middleware import request_context
+from .middleware import request_context, traffic
 from .regions import BEIJING, SINGAPORE
 from .responses import HTTP_SESSION
 from .urls import setup_routes
@@ -25,7 +25,8 @@ SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the c
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
     settings = settings or (emulator.settings if emulator else Settings())
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_context, traffic],
+                          client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_expiry_sweeper)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -14,3 +14,10 @@ EMULATOR: web.AppKey["Emulator"] = web.AppKey("emulator")
 # Per-request values the middleware sets for handlers.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 REGION: web.RequestKey[str] = web.RequestKey("region", str)
+# Set by the traffic middleware for the API handlers (faults, scenarios) and the journal.
+FAULT_PLAN: web.RequestKey[Any] = web.RequestKey("fault_plan", object)
+TASK_ID: web.RequestKey[str] = web.RequestKey("task_id", str)
+JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
+TRUNCATE: web.RequestKey[Any] = web.RequestKey("truncate", object)
+ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)
+APPLIED: web.RequestKey[list] = web.RequestKey("applied_faults", list)

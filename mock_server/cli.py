@@ -30,6 +30,20 @@ def _env(name: str, default):
     return os.environ.get(f"KF2V_MOCK_{name.upper().replace('-', '_')}", default)
 
 
+def _env_flag(name: str) -> bool:
+    return str(_env(name, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kf2v-mock", description=(
         "Offline emulator of DashScope's keyframe-to-video API (wan2.2-kf2v-flash, "
@@ -59,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ready-file", type=Path, default=_env("ready-file", None),
                        help='once both listeners accept connections, write {"cn-beijing": URL, '
                             '"ap-southeast-1": URL} here')
+    serve.add_argument("--no-quotas", action="store_true", default=_env_flag("no-quotas"),
+                       help="no rate quotas (429 Throttling.RateQuota) at all")
+    serve.add_argument("--submit-rps", type=_positive_int, default=_env("submit-rps", None),
+                       help="task submits per second per account and model (default: documented 2)")
+    serve.add_argument("--query-qps", type=_positive_int,
+                       default=int(_env("query-qps", defaults.query_qps)),
+                       help="query/list/cancel requests per second per account (default: 20)")
+    serve.add_argument("--policy-qps", type=_positive_int,
+                       default=int(_env("policy-qps", defaults.policy_qps)),
+                       help="getPolicy requests per second per account and model (default: 100)")
+    serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
+                       help="ignore X-Mock-Scenario headers and [mock:...] prompt directives")
     serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
@@ -86,7 +112,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_keys=keys, data_dir=args.data_dir, seed=args.seed, timing=args.timing,
         max_running=int(args.max_running) if args.max_running is not None else None,
         render_workers=args.render_workers, ready_file=args.ready_file,
-        log_requests=not args.quiet)
+        log_requests=not args.quiet, quotas=not args.no_quotas,
+        submit_rps=int(args.submit_rps) if args.submit_rps is not None else None,
+        query_qps=args.query_qps, policy_qps=args.policy_qps, scenarios=not args.no_scenarios)
 
 
 async def serve(settings: Settings) -> None:

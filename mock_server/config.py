@@ -7,7 +7,9 @@ from datetime import datetime
 from pathlib import Path
 
 from .accounts import KeySpec
+from .journal import DEFAULT_SIZE as JOURNAL_SIZE
 from .media.intake import DOWNLOAD_TIMEOUT_SECONDS
+from .quotas import POLICY_QPS, QUERY_QPS
 
 
 @dataclass
@@ -31,3 +33,12 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     # Image URL downloads give up after this many seconds (400 "...timed out..." at submit).
     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS
+    # Rate quotas like the real service (quotas.py); off: no 429s from rates, ever.
+    quotas: bool = True
+    # None: each model's documented submit rate (2 per second per account).
+    submit_rps: int | None = None
+    query_qps: int = QUERY_QPS
+    policy_qps: int = POLICY_QPS
+    # In-band scenarios (X-Mock-Scenario header, [mock:<name>] prompt directive); off: ignored.
+    scenarios: bool = True
+    journal_size: int = JOURNAL_SIZE

@@ -8,12 +8,16 @@ import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from .accounts import KeyRing
 from .clock import VirtualClock
 from .config import Settings
+from .faults import FaultEngine
+from .journal import Journal
 from .models import Task
 from .oss import OssSigner
+from .quotas import Quotas
 from .regions import BEIJING, REGIONS
 from .service import TaskService
 from .store import InMemoryStore, Store
@@ -35,6 +39,12 @@ class Emulator:
                                        workers=settings.render_workers,
                                        preset=settings.render_preset)
         self.oss = OssSigner.create(self.data_dir / "oss")
+        self.faults = FaultEngine(self.store, seed=settings.seed)
+        self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
+                             query_qps=settings.query_qps, policy_qps=settings.policy_qps)
+        self.journal = Journal(settings.journal_size)
+        # Injected latency sleeps through this (tests may swap in a recorder).
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
         self.listener_regions: dict[int, str] = {}
         self.service.on_expired = self._forget_video
@@ -62,10 +72,14 @@ class Emulator:
             self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
 
     async def reset(self) -> None:
-        """Forget every task, upload and file; keys, seed and clock stay as they are."""
+        """Forget every task, upload, file, fault rule, journal entry and quota count; keys, seed
+        and clock stay as they are."""
         self.synthesizer.reset()
         await self.synthesizer.drain()
         self.store.clear()
+        self.faults.reset_ids()
+        self.journal.clear()
+        self.quotas.clear()
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: shutil.rmtree(self.data_dir / "oss", ignore_errors=True))
 

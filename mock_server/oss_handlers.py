@@ -10,13 +10,14 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
-from .appkeys import EMULATOR
+from .appkeys import EMULATOR, ERROR_CODE
 from .oss import EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
 from .responses import record_upload
 
 
 def oss_error(request: web.Request, error: OssError) -> web.Response:
     request_id = new_oss_request_id()
+    request[ERROR_CODE] = error.code  # for the request journal
     body = error_xml(error, request_id, request.host)
     return web.Response(status=error.status, text=body if request.method != "HEAD" else None,
                         content_type="application/xml", charset="utf-8",

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .appkeys import EMULATOR, REGION, REQUEST_ID
+from .appkeys import EMULATOR, FAULT_PLAN, JSON_BODY, REGION, REQUEST_ID, TASK_ID
 from .errors import DashScopeError
 from .media.intake import FrameImage, load_frame
 from .media.sizing import output_size
-from .models import STATUSES, TASK_TTL, Account, Failure, Task, Upload, UploadPolicy
+from .models import STATUSES, SUCCEEDED, TASK_TTL, Account, Failure, Task, Upload, UploadPolicy
 from .regions import REGIONS, Region
 from .service import ListQuery, default_list_window
 from .timefmt import parse_list_time
@@ -54,14 +54,7 @@ async def create_task(request: web.Request) -> web.Response:
     if request.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
         raise DashScopeError.of("sync_not_supported")
     region = request_region(request)
-    raw = await request.read()
-    try:
-        # Bodies with base64 images run to megabytes: parse them off the event loop.
-        body = (json.loads(raw) if len(raw) < 256 * 1024
-                else await asyncio.get_running_loop().run_in_executor(None, json.loads, raw))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise DashScopeError.of("invalid_body") from None
-    spec = parse_create_body(body, region)
+    spec = parse_create_body(await read_json_body(request), region)
 
     oss_header = request.headers.get("X-DashScope-OssResourceResolve", "").lower() == "enable"
     frames = await _load_frames(request, account, spec.model, oss_header,
@@ -72,15 +65,37 @@ async def create_task(request: web.Request) -> web.Response:
         # Dimensions are checked by the algorithm, not at submit (docs/assumptions.md).
         error = DashScopeError.of("image_too_small_or_large")
         failure = Failure(error.code, error.message, at="start")
+    plan = request.get(FAULT_PLAN)
+    if failure is None and plan is not None:
+        failure = plan.task_failure(spec.model, spec.prompt)  # a fault rule or scenario
     width, height = output_size(first.width, first.height, spec.resolution)
     task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
                                    height=height, failure=failure)
+    request[TASK_ID] = task.task_id
     if failure is None:
         emulator.synthesizer.submit(task, region.result_bucket, first.data,
                                     last.data if last is not None else None)
     # Key order as in the documented example (api-facts §4.1).
     return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
                           "request_id": request[REQUEST_ID]})
+
+
+async def read_json_body(request: web.Request):
+    """The request's JSON body, parsed once per request (the traffic middleware reads a create's
+    model and prompt before the handler runs); ``invalid_body`` if it is not JSON."""
+    if JSON_BODY not in request:
+        raw = await request.read()
+        try:
+            # Bodies with base64 images run to megabytes: parse them off the event loop.
+            body = (json.loads(raw) if len(raw) < 256 * 1024
+                    else await asyncio.get_running_loop().run_in_executor(None, json.loads, raw))
+            request[JSON_BODY] = (True, body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            request[JSON_BODY] = (False, None)
+    ok, body = request[JSON_BODY]
+    if not ok:
+        raise DashScopeError.of("invalid_body")
+    return body
 
 
 async def _load_frames(request: web.Request, account: Account, model: str, oss_header: bool,
@@ -118,7 +133,9 @@ async def get_task(request: web.Request) -> web.Response:
     task_id = request.match_info["task_id"]
     task = emulator.service.get(account, task_id)
     now = emulator.clock.now()
-    video_url = _video_url(request, task) if task is not None else None
+    video_url = None
+    if task is not None and task.status_at(now) == SUCCEEDED:
+        video_url = _video_url(request, task)
     return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url))
 
 
@@ -127,6 +144,10 @@ def _video_url(request: web.Request, task: Task) -> str | None:
         return None
     emulator = request.app[EMULATOR]
     expires = int((task.end_time + TASK_TTL).timestamp())
+    plan = request.get(FAULT_PLAN)
+    if plan is not None and plan.expire_url():
+        # An expire_url fault: the link is already past its Expires when first served.
+        expires = int(emulator.clock.now().timestamp()) - 1
     bucket = REGIONS[task.region].result_bucket
     return emulator.oss.signed_url(public_origin(request), bucket, task.video_key, expires)
 

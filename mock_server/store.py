@@ -58,6 +58,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_upload(self, key: str) -> None: ...
 
+    # --- fault rules (``POST /_mock/faults``; JSON-serialisable dicts) ---------------------------
+    @abc.abstractmethod
+    def put_fault_rule(self, rule: dict) -> None:
+        """Insert ``rule``, or replace the one with the same ``rule["id"]`` in its place."""
+
+    @abc.abstractmethod
+    def fault_rules(self) -> list[dict]:
+        """Every rule, in first-insertion order."""
+
+    @abc.abstractmethod
+    def delete_fault_rule(self, rule_id: str) -> None: ...
+
     # --- misc ------------------------------------------------------------------------------------
     @abc.abstractmethod
     def next_sequence(self) -> int:
@@ -73,6 +85,7 @@ class InMemoryStore(Store):
         self._tasks: dict[str, Task] = {}
         self._policies: dict[str, UploadPolicy] = {}
         self._uploads: dict[str, Upload] = {}
+        self._fault_rules: dict[str, dict] = {}  # dicts keep first-insertion order on replace
         self._sequence = itertools.count(1)
 
     def add_task(self, task: Task) -> None:
@@ -116,6 +129,15 @@ class InMemoryStore(Store):
     def delete_upload(self, key: str) -> None:
         self._uploads.pop(key, None)
 
+    def put_fault_rule(self, rule: dict) -> None:
+        self._fault_rules[rule["id"]] = rule
+
+    def fault_rules(self) -> list[dict]:
+        return list(self._fault_rules.values())
+
+    def delete_fault_rule(self, rule_id: str) -> None:
+        self._fault_rules.pop(rule_id, None)
+
     def next_sequence(self) -> int:
         return next(self._sequence)
 
@@ -123,4 +145,5 @@ class InMemoryStore(Store):
         self._tasks.clear()
         self._policies.clear()
         self._uploads.clear()
+        self._fault_rules.clear()
         self._sequence = itertools.count(1)

@@ -9,6 +9,22 @@ from .regions import REGIONS
 
 API = "/api/v1"
 
+# Which API endpoint each handler serves: fault rules match on it and the journal records it.
+ENDPOINT_OF = {
+    responses.create_task: "create",
+    responses.get_task: "query",
+    responses.list_tasks: "list",
+    responses.cancel_task: "cancel",
+    responses.get_upload_policy: "get_policy",
+    oss_handlers.upload: "upload",
+    oss_handlers.download: "download",
+}
+
+
+def endpoint_of(request: web.Request) -> str | None:
+    """The API endpoint a request was routed to; None for ``/_mock/`` and unknown paths."""
+    return ENDPOINT_OF.get(request.match_info.handler)  # type: ignore[arg-type]
+
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
@@ -34,3 +50,10 @@ def setup_routes(app: web.Application) -> None:
     r.add_post("/_mock/clock", admin.post_clock)
     r.add_post("/_mock/reset", admin.reset)
     r.add_get("/_mock/tasks", admin.list_all_tasks)
+    r.add_get("/_mock/faults", admin.list_faults)
+    r.add_post("/_mock/faults", admin.add_fault)
+    r.add_delete("/_mock/faults", admin.clear_faults)
+    r.add_delete("/_mock/faults/{rule_id}", admin.delete_fault)
+    r.add_get("/_mock/requests", admin.list_requests)
+    r.add_delete("/_mock/requests", admin.clear_requests)
+    r.add_get("/_mock/scenarios", admin.list_scenarios)

@@ -28,8 +28,10 @@ T0 = datetime(2026, 11, 25, 2, 0, 0, tzinfo=timezone.utc)
 
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    # Quotas off: these tests create many tasks at one frozen instant, which the real service's
+    # 2-per-second submit rate would throttle; tests/test_quotas.py turns them on.
     values = dict(clock_start=T0, clock_frozen=True, render_preset="ultrafast", log_requests=False,
-                  data_dir=tmp_path / "data", seed=0, render_workers=2)
+                  data_dir=tmp_path / "data", seed=0, render_workers=2, quotas=False)
     values.update(overrides)
     return Settings(**values)
 
