@@ -251,9 +251,8 @@ def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         beijing_port=0, singapore_port=0, api_keys=[], seed=options.seed, timing=options.timing,
         data_dir=tmp_path_factory.mktemp("kf2v-mock"), log_requests=False,
         clock_frozen=options.clock == "frozen",
-        render_preset="ultrafast")  # a valid H.264 clip either way; tests want it quickly
-    if "quotas" in {f.name for f in dataclasses.fields(Settings)}:
-        values["quotas"] = options.quotas
+        render_preset="ultrafast",  # a valid H.264 clip either way; tests want it quickly
+        quotas=options.quotas)
     values.update(kf2v_settings)
     server = EmbeddedServer(Settings(**values)).start()
     yield server

@@ -1,10 +1,8 @@
 """The plugin's ``kf2v.fault(...)``, ``kf2v.requests()`` and ``--kf2v-quotas``, which wrap the
-fault-rule, request-journal and quota features of the emulator. In a build without them (the admin
-endpoints answer 404, ``Settings`` has no ``quotas``) these tests skip, saying so."""
+fault-rule, request-journal and quota features of the emulator."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import textwrap
 import urllib.error
@@ -12,34 +10,10 @@ import urllib.request
 
 import pytest
 
-from mock_server.config import Settings
-from mock_server.pytest_plugin import Kf2vAdminError
 from mock_server.samples import frame_pair
 
 pytest_plugins = ["pytester"]
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-HAS_QUOTAS = "quotas" in {f.name for f in dataclasses.fields(Settings)}
-
-
-def _require(kf2v, path: str, what: str) -> None:
-    try:
-        kf2v.admin("GET", path)
-    except Kf2vAdminError as error:
-        if error.status == 404:
-            pytest.skip(f"this build of kf2v-mock has no {what} (GET {path} is 404)")
-        raise
-
-
-@pytest.fixture
-def kf2v_faults(kf2v):
-    _require(kf2v, "/_mock/faults", "fault rules")
-    return kf2v
-
-
-@pytest.fixture
-def kf2v_journal(kf2v):
-    _require(kf2v, "/_mock/requests", "request journal")
-    return kf2v
 
 
 def submit(kf2v) -> tuple[int, dict]:
@@ -58,8 +32,7 @@ def submit(kf2v) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def test_fault_rule_fails_the_next_submit_once(kf2v_faults):
-    kf2v = kf2v_faults
+def test_fault_rule_fails_the_next_submit_once(kf2v):
     rule = kf2v.fault(match={"endpoint": "create"}, error={"code": "Throttling.RateQuota"}, times=1)
     assert rule["id"] and [r["id"] for r in kf2v.faults()] == [rule["id"]]
     status, body = submit(kf2v)
@@ -70,8 +43,7 @@ def test_fault_rule_fails_the_next_submit_once(kf2v_faults):
     assert status == 200, body
 
 
-def test_fault_rules_can_be_removed(kf2v_faults):
-    kf2v = kf2v_faults
+def test_fault_rules_can_be_removed(kf2v):
     rule = kf2v.fault(match={"endpoint": "create"}, error={"code": "InternalError"})
     kf2v.clear_faults(rule["id"])
     assert kf2v.faults() == []
@@ -80,8 +52,7 @@ def test_fault_rules_can_be_removed(kf2v_faults):
     assert kf2v.faults() == [] and submit(kf2v)[0] == 200
 
 
-def test_task_failure_rule_and_wait_for(kf2v_faults):
-    kf2v = kf2v_faults
+def test_task_failure_rule_and_wait_for(kf2v):
     kf2v.freeze()
     kf2v.fault(match={"endpoint": "create"},
                task_failure={"code": "DataInspectionFailed", "message": "Input data may contain "
@@ -94,8 +65,7 @@ def test_task_failure_rule_and_wait_for(kf2v_faults):
         kf2v.wait_for(task_id, "SUCCEEDED")
 
 
-def test_requests_journal_shows_what_the_client_did(kf2v_journal):
-    kf2v = kf2v_journal
+def test_requests_journal_shows_what_the_client_did(kf2v):
     status, body = submit(kf2v)
     task_id = body["output"]["task_id"]
     request = urllib.request.Request(f"{kf2v.base_url()}/tasks/{task_id}",
@@ -107,7 +77,7 @@ def test_requests_journal_shows_what_the_client_did(kf2v_journal):
     assert all(r["region"] == "cn-beijing" and r["request_id"] for r in api)
 
 
-def test_reset_between_tests_clears_faults_and_journal(pytester, kf2v_faults, kf2v_journal):
+def test_reset_between_tests_clears_faults_and_journal(pytester, kf2v):
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_reset=textwrap.dedent('''
         import urllib.request
@@ -126,7 +96,6 @@ def test_reset_between_tests_clears_faults_and_journal(pytester, kf2v_faults, kf
     pytester.runpytest_inprocess().assert_outcomes(passed=2)
 
 
-@pytest.mark.skipif(not HAS_QUOTAS, reason="this build of kf2v-mock has no Settings.quotas")
 def test_quotas_are_on_by_default_and_switch_off(pytester, monkeypatch):
     pytester.makepyfile(test_quotas='''
         import os
