@@ -182,7 +182,7 @@ def pytester(pytester):
 
 def test_state_is_reset_between_tests(pytester):
     pytester.makepyfile(helpers=HELPERS)
-    pytester.makepyfile(test_isolation='''
+    pytester.makepyfile(test_pytester_isolation='''
         import dashscope, os
         from helpers import create_task
 
@@ -212,7 +212,7 @@ def test_state_is_reset_between_tests(pytester):
 def test_options_from_the_command_line_and_ini(pytester):
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n"
                       "kf2v_seed = 5\nkf2v_clock = frozen\n")
-    pytester.makepyfile(test_options='''
+    pytester.makepyfile(test_pytester_options='''
         def test_options(kf2v, request):
             health = kf2v.admin("GET", "/_mock/health")
             assert (health["seed"], health["timing"]) == (request.config.getoption("--kf2v-seed") or 5,
@@ -226,7 +226,7 @@ def test_options_from_the_command_line_and_ini(pytester):
 
 
 def test_a_bad_option_is_a_usage_error(pytester):
-    pytester.makepyfile(test_bad="def test_x(kf2v):\n    pass\n")
+    pytester.makepyfile(test_pytester_bad="def test_x(kf2v):\n    pass\n")
     result = pytester.runpytest_inprocess("--kf2v-timing", "slow")
     result.assert_outcomes(errors=1)
     assert "kf2v timing must be one of fast, realistic" in result.stdout.str()
@@ -235,7 +235,7 @@ def test_a_bad_option_is_a_usage_error(pytester):
 def test_xdist_gives_each_worker_its_own_emulator(pytester, monkeypatch):
     monkeypatch.setenv("KF2V_TEST_URLS_FILE", str(pytester.path / "urls.txt"))
     pytester.makepyfile(helpers=HELPERS)
-    pytester.makepyfile(test_parallel='''
+    pytester.makepyfile(test_pytester_parallel='''
         import os, pytest
         from helpers import create_task
 
@@ -279,7 +279,7 @@ def test_kf2v_settings_overrides_the_servers_settings(pytester):
         def kf2v_settings():
             return {"api_keys": [KeySpec.parse("cn-beijing=sk-team-a@team")], "max_running": 5}
     ''')
-    pytester.makepyfile(test_settings='''
+    pytester.makepyfile(test_pytester_settings='''
         def test_settings(kf2v):
             assert kf2v.api_key("cn-beijing") == "sk-team-a"
             assert kf2v.server.emulator.settings.max_running == 5

@@ -79,7 +79,7 @@ def test_requests_journal_shows_what_the_client_did(kf2v):
 
 def test_reset_between_tests_clears_faults_and_journal(pytester, kf2v):
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-    pytester.makepyfile(test_reset=textwrap.dedent('''
+    pytester.makepyfile(test_pytester_reset=textwrap.dedent('''
         import urllib.request
 
         def test_a_leaves_a_rule_and_requests(kf2v):
@@ -97,7 +97,7 @@ def test_reset_between_tests_clears_faults_and_journal(pytester, kf2v):
 
 
 def test_quotas_are_on_by_default_and_switch_off(pytester, monkeypatch):
-    pytester.makepyfile(test_quotas='''
+    pytester.makepyfile(test_pytester_quotas='''
         import os
 
         def test_quotas(kf2v):
