@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import yaml
 from jsonschema import Draft202012Validator
@@ -80,6 +81,9 @@ class Contract:
             return []
         op = self.operation(method, path)
         if op is None:
+            # Unknown paths and methods are not operations, but still answer the error envelope.
+            if status >= 400:
+                return [f"{method} {path} {status}: {e}" for e in self.schema_errors("Error", body)]
             return [f"{method} {path}: no operation in the contract"]
         pointer = self.response_pointer(op, status)
         if pointer is None:
@@ -92,6 +96,17 @@ class Contract:
         ref = response_schema_ref(self, pointer)
         errors = sorted(self.validator(ref).iter_errors(body), key=lambda e: list(e.path))
         return [f"{op.operation_id} {status}: {_describe(e)}" for e in errors]
+
+    def xml_errors(self, status: int, text: str) -> list[str]:
+        """Why an OSS XML error body breaks the contract's OssError schema; [] when it is allowed."""
+        try:
+            root = ElementTree.fromstring(text)
+        except ElementTree.ParseError as exc:
+            return [f"OSS {status}: not XML ({exc})"]
+        if root.tag != "Error":
+            return [f"OSS {status}: root element <{root.tag}>, not <Error>"]
+        fields = {child.tag: child.text or "" for child in root}
+        return [f"OSS {status}: {e}" for e in self.schema_errors("OssError", fields)]
 
     def schema_errors(self, name: str, instance: Any) -> list[str]:
         """Validate ``instance`` against ``#/components/schemas/<name>``."""
