@@ -36,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     parity.register_markers(config)
+    if config.getoption("--parity-md"):
+        # A collect-only run uses no snapshot; that is not a reason to fail it.
+        config.option.warn_unused_snapshots = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
