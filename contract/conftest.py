@@ -36,9 +36,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     parity.register_markers(config)
-    if config.getoption("--parity-md"):
-        # A collect-only run uses no snapshot; that is not a reason to fail it.
-        config.option.warn_unused_snapshots = True
+    # Each run uses only its region's snapshots (and a collect-only run none): the others are
+    # unused, which must neither fail the run nor, when recording, delete them.
+    config.option.warn_unused_snapshots = True
+    config.option.no_cleanup = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

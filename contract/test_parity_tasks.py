@@ -45,7 +45,7 @@ def test_lifecycle_pending_running_succeeded(generation, snap, target):
     times = [parse_task_time(final["output"][k]) for k in ("submit_time", "scheduled_time", "end_time")]
     assert times == sorted(times)
     example = SUCCEEDED_EXAMPLE.get(target.region, "succeeded_plus_sdk")
-    snap.match("succeeded", final, documented=("getTask", "200", example))
+    snap.match(f"succeeded-{target.region}", final, documented=("getTask", "200", example))
 
 
 @pytest.mark.parity_documented(source="api-facts §8: the result is an MP4 behind a signed OSS link")
