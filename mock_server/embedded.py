@@ -16,6 +16,8 @@ import asyncio
 import threading
 from typing import Any, Awaitable, Callable
 
+from aiohttp import web
+
 from .app import base_urls, create_app, start_server
 from .appkeys import EMULATOR
 from .config import Settings
@@ -26,8 +28,11 @@ CALL_TIMEOUT = 120.0  # seconds a control call may take (drain() waits for rende
 
 
 class EmbeddedServer:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings,
+                 wrap_app: Callable[[web.Application], web.Application] | None = None):
+        """``wrap_app`` may add middlewares to the app before it starts (a test harness's checks)."""
         self.settings = settings
+        self._wrap_app = wrap_app
         self.urls: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -42,6 +47,8 @@ class EmbeddedServer:
 
         async def boot() -> None:
             app = create_app(self.settings)
+            if self._wrap_app is not None:
+                app = self._wrap_app(app)
             self._runner = await start_server(app, self.settings)
             self._emulator = app[EMULATOR]
 

@@ -23,7 +23,7 @@ from .validation import parse_create_body
 from .views import json_response, list_item, task_body
 
 UPLOAD_POLICY_TTL = timedelta(seconds=300)  # api-facts §9: expire_in_seconds 300
-UPLOAD_MAX_MB = 100
+UPLOAD_MAX_BYTES = 100 * 1024 * 1024  # api-facts §9: max_file_size_mb 100
 HTTP_SESSION: web.AppKey = web.AppKey("http_session")
 
 
@@ -225,7 +225,7 @@ async def get_upload_policy(request: web.Request) -> web.Response:
     now = emulator.clock.now()
     upload_dir = f"dashscope-instant/{account.account_id[:12]}/{now:%Y-%m-%d}/{uuid.uuid4()}"
     expires = now + UPLOAD_POLICY_TTL
-    max_bytes = UPLOAD_MAX_MB * 1024 * 1024
+    max_bytes = UPLOAD_MAX_BYTES
     policy, signature = emulator.oss.make_policy(upload_dir, expires, max_bytes)
     emulator.store.add_policy(UploadPolicy(upload_dir=upload_dir, account_id=account.account_id,
                                            region=account.region, model=model, expires=expires,
@@ -237,7 +237,7 @@ async def get_upload_policy(request: web.Request) -> web.Response:
         "upload_dir": upload_dir,
         "upload_host": f"{public_origin(request)}/{bucket}",
         "expire_in_seconds": int(UPLOAD_POLICY_TTL.total_seconds()),
-        "max_file_size_mb": UPLOAD_MAX_MB,
+        "max_file_size_mb": -(-max_bytes // (1024 * 1024)),  # whole MB, rounded up
         "capacity_limit_mb": 999999999,
         "oss_access_key_id": emulator.oss.access_key_id,
         "x_oss_object_acl": "private",

@@ -16,10 +16,25 @@ from mock_server.appkeys import EMULATOR
 from mock_server.config import Settings
 from mock_server.embedded import EmbeddedServer
 from mock_server.errors import CATALOGUE
+from tests import contract_check
 
 # Property tests draw the same examples on every run (the suite is deterministic).
 hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
 hypothesis_settings.load_profile("deterministic")
+
+
+def pytest_runtest_setup(item):
+    contract_check.take_violations()  # forget what earlier tests' leftovers caused
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fail the test whose requests got an answer contract/openapi.yaml does not allow."""
+    result = yield
+    violations = contract_check.take_violations()
+    if violations:
+        raise AssertionError("answers outside contract/openapi.yaml:\n  " + "\n  ".join(violations))
+    return result
 
 BJ_KEY = "sk-kf2v-mock-beijing"
 SG_KEY = "sk-kf2v-mock-singapore"
@@ -40,7 +55,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def make_client(aiohttp_client, tmp_path):
     """``await make_client(**settings)`` -> aiohttp test client on a frozen clock at ``T0``."""
     async def make(**overrides):
-        app = create_app(test_settings(tmp_path, **overrides))
+        app = contract_check.install(create_app(test_settings(tmp_path, **overrides)))
         client = await aiohttp_client(app)
         client.emulator = app[EMULATOR]
         return client
@@ -107,5 +122,5 @@ def live_server(tmp_path_factory):
     settings = Settings(beijing_port=0, singapore_port=0, render_preset="ultrafast",
                         log_requests=False, data_dir=tmp_path_factory.mktemp("live"),
                         api_keys=[])
-    with EmbeddedServer(settings) as server:
+    with EmbeddedServer(settings, wrap_app=contract_check.install) as server:
         yield server

@@ -243,7 +243,7 @@ async def test_key_outside_upload_dir(client, make_key):
 
 
 async def test_file_over_the_policy_limit(client, monkeypatch):
-    monkeypatch.setattr(responses, "UPLOAD_MAX_MB", 1 / 1024)  # 1024 bytes
+    monkeypatch.setattr(responses, "UPLOAD_MAX_BYTES", 1024)
     policy = await get_policy(client)
     assert ["content-length-range", 0, 1024] in decode_policy(policy)["conditions"]
     response = await upload(client, policy, "big.bin", b"\x01" * 1025,
