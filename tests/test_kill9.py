@@ -245,6 +245,12 @@ def test_a_running_clock_continues_after_a_kill_and_never_goes_back(tmp_path):
         last_seen = server.query(task_id)
         before = server.clock()
         assert before["frozen"] is False and instant(before) >= datetime.fromisoformat(set_to)
+        # A second process on the same data dir is refused (it would hand out the same ids).
+        second = subprocess.run(
+            [sys.executable, "-m", "mock_server", "serve", "--data-dir", str(data_dir),
+             "--beijing-port", "0", "--singapore-port", "0"],
+            capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "in use by another kf2v-mock" in second.stderr
         server.kill9()
     finally:
         server.stop()
