@@ -125,8 +125,9 @@ def test_one_process_per_data_dir_and_a_foreign_schema_is_refused(tmp_path):
 def test_the_journal_is_wal_and_the_file_is_private(tmp_path):
     store = SqliteStore(tmp_path)
     try:
-        mode = sqlite3.connect(tmp_path / DB_NAME).execute("PRAGMA journal_mode").fetchone()[0]
-        assert mode == "wal"
+        reader = sqlite3.connect(tmp_path / DB_NAME)
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        reader.close()
         assert (tmp_path / DB_NAME).stat().st_mode & 0o077 == 0
         store.add_task(a_task())
         store.checkpoint()  # off-loop housekeeping works alongside the writer
