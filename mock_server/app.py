@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -21,6 +23,7 @@ from .urls import setup_routes
 
 log = logging.getLogger("kf2v_mock")
 SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the clock runs
+CHECKPOINT_EVERY = 5  # sweeps between store checkpoints (in a worker thread: they fsync)
 
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
@@ -28,9 +31,10 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
     app = web.Application(middlewares=[request_context, traffic],
                           client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
+    # Started first and cleaned up last: nothing may use the emulator after it is closed.
+    app.cleanup_ctx.append(_emulator_lifetime)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_expiry_sweeper)
-    app.cleanup_ctx.append(_emulator_lifetime)
     setup_routes(app)
     return app
 
@@ -46,16 +50,22 @@ async def _expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
     emulator = app[EMULATOR]
 
     async def sweep_forever() -> None:
-        while True:
+        loop = asyncio.get_running_loop()
+        for count in itertools.count(1):
             await asyncio.sleep(SWEEP_INTERVAL)
             emulator.sweep()
+            if count % CHECKPOINT_EVERY == 0:
+                await loop.run_in_executor(None, emulator.checkpoint)
 
     task = asyncio.get_running_loop().create_task(sweep_forever())
     yield
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _emulator_lifetime(app: web.Application) -> AsyncIterator[None]:
+    await app[EMULATOR].start()
     yield
     await app[EMULATOR].close()
 

@@ -20,6 +20,7 @@ from .app import base_urls, create_app, start_server
 from .appkeys import EMULATOR
 from .config import Settings
 from .regions import BEIJING, REGIONS, SINGAPORE
+from .sqlite_store import DataDirError
 from .timing import PROFILES
 
 log = logging.getLogger("kf2v_mock")
@@ -63,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a key valid in REGION (repeatable); keys sharing @ACCOUNT share tasks. "
                             "A region without one gets its default key (see README)")
     serve.add_argument("--data-dir", type=Path, default=_env("data-dir", None),
-                       help="where clips and uploads are written (default: a temporary directory)")
+                       help="keep tasks, uploads, clips, fault rules and the clock here, across "
+                            "restarts (default: a temporary directory, nothing kept)")
+    serve.add_argument("--in-memory", action="store_true",
+                       default=_env("in-memory", "").lower() in ("1", "true", "yes"),
+                       help="keep state in memory even with --data-dir (only files go there)")
     serve.add_argument("--seed", type=int, default=int(_env("seed", defaults.seed)))
     serve.add_argument("--timing", choices=PROFILES, default=_env("timing", defaults.timing))
     serve.add_argument("--max-running", type=int, default=_env("max-running", None),
@@ -109,7 +114,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     keys += [KeySpec.parse(text) for text in env_keys.split(",") if text.strip()]
     return Settings(
         host=args.host, beijing_port=args.beijing_port, singapore_port=args.singapore_port,
-        api_keys=keys, data_dir=args.data_dir, seed=args.seed, timing=args.timing,
+        api_keys=keys, data_dir=args.data_dir, in_memory=args.in_memory, seed=args.seed,
+        timing=args.timing,
         max_running=int(args.max_running) if args.max_running is not None else None,
         render_workers=args.render_workers, ready_file=args.ready_file,
         log_requests=not args.quiet, quotas=not args.no_quotas,
@@ -183,7 +189,11 @@ def run_main(argv: list[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     _setup_logging(settings)
-    return asyncio.run(run_command(settings, command, run_args.region))
+    try:
+        return asyncio.run(run_command(settings, command, run_args.region))
+    except DataDirError as exc:
+        log.error("%s", exc)
+        return 1
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -203,5 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     _setup_logging(settings)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except DataDirError as exc:
+        log.error("%s", exc)
+        return 1
     return 0

@@ -3,13 +3,18 @@
 It runs at real speed from a chosen start unless frozen; tests freeze it and move it with
 ``advance``/``set`` instead of sleeping. It never moves backwards, so a task that reached a terminal
 state stays there.
+
+Across restarts (a durable data dir) it is carried by ``snapshot``/``resume``: a frozen clock
+resumes exactly where it stood; a running one resumes at its last saved reading plus the real
+(wall-clock) time elapsed since, as if it had kept running while the process was down - never less
+than the saved reading, whatever the host's clock did meanwhile.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 
 class ClockError(ValueError):
@@ -51,6 +56,23 @@ class VirtualClock:
         now = self.now()
         self._frozen = frozen
         return self._rebase(now)
+
+    # --- persistence -----------------------------------------------------------------------------
+    def snapshot(self, wall: Callable[[], float] = time.time) -> dict[str, Any]:
+        """What ``resume`` needs: the reading now, the wall-clock time of it, and frozen."""
+        return {"virtual": self.now().isoformat(), "wall": wall(), "frozen": self._frozen}
+
+    @classmethod
+    def resume(cls, snapshot: dict[str, Any], *, not_before: datetime | None = None,
+               wall: Callable[[], float] = time.time,
+               monotonic: Callable[[], float] = time.monotonic) -> "VirtualClock":
+        start = _aware(datetime.fromisoformat(snapshot["virtual"]))
+        frozen = bool(snapshot["frozen"])
+        if not frozen:
+            start += timedelta(seconds=max(0.0, wall() - float(snapshot["wall"])))
+        if not_before is not None and start < not_before:
+            start = _aware(not_before)
+        return cls(start, frozen=frozen, monotonic=monotonic)
 
     def on_change(self, listener: Callable[[datetime], None]) -> None:
         """Call ``listener(now)`` after every jump (advance/set), e.g. to sweep expired tasks."""

@@ -18,7 +18,11 @@ class Settings:
     beijing_port: int = 18100
     singapore_port: int = 18101
     api_keys: list[KeySpec] = field(default_factory=list)
-    data_dir: Path | None = None  # None: a temporary directory removed at shutdown
+    # None: a temporary directory removed at shutdown, state in memory (nothing survives).
+    data_dir: Path | None = None
+    # With a data_dir: True keeps the state in memory anyway (only clips and uploads go there);
+    # False keeps it in a SQLite store there, so it survives restarts (README, "Persistence").
+    in_memory: bool = False
     seed: int = 0
     timing: str = "fast"
     ready_file: Path | None = None

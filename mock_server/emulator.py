@@ -1,9 +1,15 @@
 """One emulator instance: the clock, the store, the keys, the task service, the renderer and the
-OSS stand-in, built from ``Settings``. Both regions' listeners serve the same instance."""
+OSS stand-in, built from ``Settings``. Both regions' listeners serve the same instance.
+
+With a data dir (and not ``in_memory``) the state is a ``SqliteStore`` there, and ``start()`` picks
+up where a previous process on the same dir stopped, however it stopped (README, "Persistence").
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import shutil
 import tempfile
 from datetime import datetime
@@ -20,8 +26,14 @@ from .oss import OssSigner
 from .quotas import Quotas
 from .regions import BEIJING, REGIONS
 from .service import TaskService
+from .sqlite_store import SqliteStore
 from .store import InMemoryStore, Store
-from .synthesis import Synthesizer
+from .synthesis import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synthesizer,
+                        remove_partial_files)
+
+log = logging.getLogger("kf2v_mock")
+CLOCK_META = "clock"
+OSS_META = "oss_signer"
 
 
 class Emulator:
@@ -30,15 +42,23 @@ class Emulator:
         self._own_data_dir = settings.data_dir is None
         self.data_dir = Path(settings.data_dir or tempfile.mkdtemp(prefix="kf2v-mock-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = VirtualClock(settings.clock_start, frozen=settings.clock_frozen)
-        self.store = store or InMemoryStore()
+        if store is None:
+            durable = settings.data_dir is not None and not settings.in_memory
+            store = SqliteStore(self.data_dir) if durable else InMemoryStore()
+        self.store = store
+        self.clock = self._open_clock()
         self.keys = KeyRing(settings.api_keys)
         self.service = TaskService(self.store, self.clock, seed=settings.seed,
                                    timing=settings.timing, max_running=settings.max_running)
         self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
                                        workers=settings.render_workers,
-                                       preset=settings.render_preset)
-        self.oss = OssSigner.create(self.data_dir / "oss")
+                                       preset=settings.render_preset,
+                                       inputs_dir=self.inputs_dir if store.durable else None)
+        saved_signer = self.store.get_meta(OSS_META)
+        self.oss = (OssSigner.from_meta(saved_signer, self.data_dir / "oss") if saved_signer
+                    else OssSigner.create(self.data_dir / "oss"))
+        if saved_signer is None:
+            self.store.put_meta(OSS_META, self.oss.to_meta())
         self.faults = FaultEngine(self.store, seed=settings.seed)
         self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
@@ -47,11 +67,73 @@ class Emulator:
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
         self.listener_regions: dict[int, str] = {}
-        self.service.on_expired = self._forget_video
+        self.service.on_expired = self._forget_task_files
+        self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.data_dir / "inputs"
 
     def region_for_port(self, port: int | None) -> str:
         return self.listener_regions.get(port or -1, BEIJING)
+
+    # --- the clock across restarts -------------------------------------------------------------
+    def _open_clock(self) -> VirtualClock:
+        saved = self.store.get_meta(CLOCK_META)
+        if saved is None:  # a fresh data dir: the configured start
+            clock = VirtualClock(self.settings.clock_start, frozen=self.settings.clock_frozen)
+        else:
+            # Never before anything already recorded, even if the host's clock went back.
+            latest = max((t.canceled_time or t.submit_time for t in self.store.tasks()),
+                         default=None)
+            clock = VirtualClock.resume(json.loads(saved), not_before=latest)
+        self._save_clock(clock)
+        return clock
+
+    def _save_clock(self, clock_or_now: VirtualClock | datetime) -> None:
+        # A running clock's reading follows from (reading, wall time) saved at its last change, so
+        # only changes (advance/set/freeze) are written.
+        clock = clock_or_now if isinstance(clock_or_now, VirtualClock) else self.clock
+        self.store.put_meta(CLOCK_META, json.dumps(clock.snapshot()))
+
+    # --- startup and housekeeping --------------------------------------------------------------
+    async def start(self) -> None:
+        """Before serving: clear half-written files and render again the clips that a previous
+        process on this data dir accepted but had not finished."""
+        if not self.store.durable:
+            return
+        loop = asyncio.get_running_loop()
+        oss = self.data_dir / "oss"
+        places = [(oss / region.result_bucket, PARTIAL_CLIP) for region in REGIONS.values()]
+        places += [(oss / "uploads", PARTIAL_UPLOAD), (self.inputs_dir, PARTIAL_INPUTS)]
+        removed = await loop.run_in_executor(None, remove_partial_files, places)
+        if removed:
+            log.info("removed %d half-written file(s) left by a previous run", len(removed))
+        kept = set(await loop.run_in_executor(None, _listdir, self.inputs_dir))
+        # A create or cancel cut off between its writes left start times stale: recompute them.
+        self.service.reschedule_all()
+        now = self.clock.now()
+        resumed = 0
+        for task in self.store.tasks():
+            if not _needs_clip(task, now):
+                if task.task_id in kept:
+                    self.synthesizer.forget_inputs(task.task_id)
+            elif task.task_id in kept:
+                self.synthesizer.resume(task, REGIONS[task.region].result_bucket)
+                resumed += 1
+            else:
+                # Its frames are written before a create is answered: this one never was.
+                log.info("dropping task %s: its create was never answered", task.task_id)
+                self.store.delete_task(task.task_id)
+        for task_id in kept - {t.task_id for t in self.store.tasks()}:
+            self.synthesizer.forget_inputs(task_id)  # of a task reset or dropped meanwhile
+        if resumed:
+            log.info("rendering %d unfinished clip(s) again", resumed)
+
+    def checkpoint(self) -> None:
+        """Disk housekeeping of the store; blocks, so the app calls it in a worker thread."""
+        self.store.checkpoint()
 
     def sweep(self, now: datetime | None = None) -> None:
         """Forget what has expired by ``now``: tasks and their clips (24 h), uploads (48 h) and
@@ -66,10 +148,11 @@ class Emulator:
             if now >= policy.expires:
                 self.store.delete_policy(policy.upload_dir)
 
-    def _forget_video(self, task: Task) -> None:
+    def _forget_task_files(self, task: Task) -> None:
         if task.video_key:
             bucket = REGIONS[task.region].result_bucket
             self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
+        self.synthesizer.forget_inputs(task.task_id)
 
     async def reset(self) -> None:
         """Forget every task, upload, file, fault rule, journal entry and quota count; keys, seed
@@ -80,10 +163,27 @@ class Emulator:
         self.faults.reset_ids()
         self.journal.clear()
         self.quotas.clear()
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: shutil.rmtree(self.data_dir / "oss", ignore_errors=True))
+        await asyncio.get_running_loop().run_in_executor(None, self._remove_files)
+
+    def _remove_files(self) -> None:
+        shutil.rmtree(self.data_dir / "oss", ignore_errors=True)
+        shutil.rmtree(self.inputs_dir, ignore_errors=True)
 
     async def close(self) -> None:
         await self.synthesizer.close()
+        self.store.close()
         if self._own_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _needs_clip(task: Task, now: datetime) -> bool:
+    """Whether ``task`` may still report SUCCEEDED without its clip written yet."""
+    return (task.failure is None and not task.video_ready and task.canceled_time is None
+            and now < task.expires_at)
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return [p.name for p in path.iterdir()]
+    except FileNotFoundError:
+        return []

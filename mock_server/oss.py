@@ -1,7 +1,9 @@
 """The OSS protocol pieces the emulator imitates: V1 query-string signatures for result links, POST
 policies for temporary uploads, and OSS's XML error bodies (api-facts §8, §9).
 
-The secret is made fresh per process, so links and policies from another run do not verify.
+The secret is made once per data dir: with a durable store it is kept there (``to_meta`` /
+``from_meta``), so links and policies handed out before a restart still verify after it; an
+ephemeral emulator makes a fresh one each run, so links from another run do not verify.
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ class OssSigner:
     def create(cls, root: Path) -> "OssSigner":
         return cls(secret=secrets.token_bytes(32),
                    access_key_id="LTAI5t" + secrets.token_hex(9).upper()[:18], root=root)
+
+    def to_meta(self) -> str:
+        return json.dumps({"secret": base64.b64encode(self.secret).decode(),
+                           "access_key_id": self.access_key_id})
+
+    @classmethod
+    def from_meta(cls, text: str, root: Path) -> "OssSigner":
+        saved = json.loads(text)
+        return cls(secret=base64.b64decode(saved["secret"]),
+                   access_key_id=saved["access_key_id"], root=root)
 
     # --- result links ----------------------------------------------------------------------------
     def _sign(self, text: str) -> str:

@@ -73,8 +73,10 @@ async def create_task(request: web.Request) -> web.Response:
                                    height=height, failure=failure)
     request[TASK_ID] = task.task_id
     if failure is None:
-        emulator.synthesizer.submit(task, region.result_bucket, first.data,
-                                    last.data if last is not None else None)
+        # With a durable store this returns once the frames are on disk: from then on a crash
+        # cannot lose the clip, so only then is the task acknowledged.
+        await emulator.synthesizer.accept(task, region.result_bucket, first.data,
+                                          last.data if last is not None else None)
     # Key order as in the documented example (api-facts §4.1).
     return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
                           "request_id": request[REQUEST_ID]})

@@ -148,6 +148,17 @@ class TaskService:
             return self.max_running
         return REGIONS[task.region].models[task.spec.model].max_running
 
+    def reschedule_all(self) -> None:
+        """Recompute every start time (after a restart: a create or cancel may have been cut off
+        between its writes). Start times are a pure function of stored facts, so this changes
+        nothing that was consistent."""
+        seen = set()
+        for task in self.store.tasks():
+            group = (task.region, task.account_id, task.spec.model)
+            if group not in seen:
+                seen.add(group)
+                self._reschedule(task)
+
     def _reschedule(self, changed: Task) -> None:
         group = [t for t in self.store.tasks_of(changed.region, changed.account_id)
                  if t.spec.model == changed.spec.model]

@@ -1,8 +1,9 @@
 """The one interface all emulator state goes through.
 
-``InMemoryStore`` is today's implementation; a persistent one (issue 7) implements the same
-``Store`` protocol, so no module outside this one touches the containers directly. Callers save a
-task again after changing it (``save_task``), which is what a persistent store needs.
+``InMemoryStore`` keeps everything in dicts (``--in-memory``, and the default without
+``--data-dir``); ``sqlite_store.SqliteStore`` implements the same ``Store`` protocol durably under a
+data dir, so no module outside these touches the containers directly. Callers save a task again
+after changing it (``save_task``), which is what a persistent store needs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from .models import Task, Upload, UploadPolicy
 
 
 class Store(abc.ABC):
+    # True when what is stored survives the process (then clip inputs are kept on disk too).
+    durable: bool = False
+
     # --- tasks -----------------------------------------------------------------------------------
     @abc.abstractmethod
     def add_task(self, task: Task) -> None: ...
@@ -76,8 +80,22 @@ class Store(abc.ABC):
         """A counter that never repeats within one store (seeds per-task randomness)."""
 
     @abc.abstractmethod
+    def get_meta(self, name: str) -> str | None:
+        """A small named value that outlives ``clear()`` (the clock's state, the OSS secret)."""
+
+    @abc.abstractmethod
+    def put_meta(self, name: str, value: str) -> None: ...
+
+    @abc.abstractmethod
     def clear(self) -> None:
-        """Forget everything (``POST /_mock/reset``)."""
+        """Forget every task, upload, policy and fault rule and restart the sequence
+        (``POST /_mock/reset``); meta values stay."""
+
+    def checkpoint(self) -> None:
+        """Housekeeping that may block on disk IO; called from a worker thread now and then."""
+
+    def close(self) -> None:
+        """Release what the store holds open (files, locks); it is not used afterwards."""
 
 
 class InMemoryStore(Store):
@@ -86,6 +104,7 @@ class InMemoryStore(Store):
         self._policies: dict[str, UploadPolicy] = {}
         self._uploads: dict[str, Upload] = {}
         self._fault_rules: dict[str, dict] = {}  # dicts keep first-insertion order on replace
+        self._meta: dict[str, str] = {}
         self._sequence = itertools.count(1)
 
     def add_task(self, task: Task) -> None:
@@ -140,6 +159,12 @@ class InMemoryStore(Store):
 
     def next_sequence(self) -> int:
         return next(self._sequence)
+
+    def get_meta(self, name: str) -> str | None:
+        return self._meta.get(name)
+
+    def put_meta(self, name: str, value: str) -> None:
+        self._meta[name] = value
 
     def clear(self) -> None:
         self._tasks.clear()
