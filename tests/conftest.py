@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,7 +55,11 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
 @pytest.fixture
 def make_client(aiohttp_client, tmp_path):
     """``await make_client(**settings)`` -> aiohttp test client on a frozen clock at ``T0``."""
+    made = itertools.count()
+
     async def make(**overrides):
+        # Each emulator gets a data dir of its own (one process per data dir, as in production).
+        overrides.setdefault("data_dir", tmp_path / f"data{next(made)}")
         app = contract_check.install(create_app(test_settings(tmp_path, **overrides)))
         client = await aiohttp_client(app)
         client.emulator = app[EMULATOR]

@@ -52,7 +52,7 @@ class Serve:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mock_server", "serve", "--data-dir", str(data_dir),
              "--beijing-port", "0", "--singapore-port", "0", "--ready-file", str(self.ready_file),
-             "--quiet", *extra],
+             "--quiet", "--no-quotas", *extra],  # quotas are not what these tests are about
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         urls = wait_until(self._ready, "the ready file", timeout=60)
         self.base = urls["cn-beijing"].removesuffix("/api/v1")

@@ -37,6 +37,7 @@ from mock_server.models import (CANCELED, FAILED, PENDING, RUNNING, STATUSES, SU
                                 UNKNOWN)
 from mock_server.regions import REGIONS
 from mock_server.timefmt import task_time
+from tests import contract_check
 from tests.conftest import CREATE, auth, create_headers, test_settings as settings_for
 from tests.media_checks import top_level_boxes
 
@@ -75,7 +76,7 @@ class Lifecycle(RuleBasedStateMachine):
         return self.loop.run_until_complete(coroutine)
 
     async def boot(self) -> None:
-        app = create_app(settings_for(self.tmp, render_workers=1))
+        app = contract_check.install(create_app(settings_for(self.tmp, render_workers=1)))
         self.client = TestClient(TestServer(app))
         await self.client.start_server()
         self.emulator = app[EMULATOR]

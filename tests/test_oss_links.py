@@ -246,7 +246,7 @@ async def test_a_task_clip_is_not_in_the_other_regions_bucket(client):
 def planted(client, tmp_path):
     """Files a traversal would like to reach: inside the data dir, outside it, and an upload."""
     data_dir = client.emulator.data_dir
-    assert data_dir == tmp_path / "data"
+    assert data_dir.parent == tmp_path
     (data_dir / "inside-data.txt").write_text("SECRET-DATA-DIR")
     (tmp_path / "outside.txt").write_text("SECRET-OUTSIDE")
     upload = data_dir / "oss" / "uploads" / "dashscope-instant" / "a" / "first.png"

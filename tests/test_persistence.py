@@ -18,6 +18,7 @@ from mock_server.emulator import Emulator
 from mock_server.models import Failure, Task, TaskSpec, Upload, UploadPolicy
 from mock_server.sqlite_store import DB_NAME, DataDirError, SqliteStore
 from mock_server.store import InMemoryStore
+from tests import contract_check
 from tests.conftest import T0, create, kf2v_body, query
 from tests.conftest import test_settings as settings_for
 from tests.test_uploads import FIRST, LAST, RESOLVE, get_policy, upload
@@ -158,7 +159,8 @@ def test_a_frozen_clock_resumes_exactly_a_running_one_by_the_real_time_elapsed()
 def restartable(aiohttp_client, tmp_path):
     """``await start()`` an emulator app on ``tmp_path/data``; again after closing = a restart."""
     async def start(**overrides):
-        client = await aiohttp_client(create_app(settings_for(tmp_path, **overrides)))
+        client = await aiohttp_client(
+            contract_check.install(create_app(settings_for(tmp_path, **overrides))))
         client.emulator = client.app[EMULATOR]
         return client
     return start
