@@ -8,12 +8,12 @@ import logging
 from pathlib import Path
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from .appkeys import EMULATOR
 from .config import Settings
 from .emulator import Emulator
+from .media.fetch import guarded_session
 from .middleware import request_context
 from .regions import BEIJING, SINGAPORE
 from .responses import HTTP_SESSION
@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
-    # Image downloads; trust_env=False: the emulator never goes through a proxy.
-    async with aiohttp.ClientSession(trust_env=False) as session:
+    # Image downloads, under the URL address rules (media/fetch.py).
+    async with guarded_session(app[EMULATOR].settings.image_url_rules()) as session:
         app[HTTP_SESSION] = session
         yield
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .accounts import KeySpec
+from .media.fetch import UrlRules
 from .media.intake import DOWNLOAD_TIMEOUT_SECONDS
 
 
@@ -31,3 +32,14 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     # Image URL downloads give up after this many seconds (400 "...timed out..." at submit).
     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS
+    # Image URL address rules (media/fetch.py; README "Isolation and safety"): private ranges are
+    # refused unless allowed; loopback is allowed unless denied (fixtures served on this machine).
+    allow_private_image_urls: bool = False
+    allow_loopback_image_urls: bool = True
+    # /_mock/ answers loopback peers only; with a token, other peers that send it in
+    # X-Mock-Admin-Token too (admin_access.py).
+    admin_token: str | None = None
+
+    def image_url_rules(self) -> UrlRules:
+        return UrlRules(allow_private=self.allow_private_image_urls,
+                        allow_loopback=self.allow_loopback_image_urls)
