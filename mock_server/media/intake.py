@@ -118,20 +118,25 @@ def inspect_image(data: bytes) -> FrameImage:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning):
+            # Only the accepted formats' parsers ever see the bytes (no TIFF, EPS, ... plugins).
+            image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        except UnidentifiedImageError:
             raise DashScopeError.of("media_format") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's own limit, from the header alone: an absurd size, refused like one.
+            raise DashScopeError.of("image_size_unsupported") from None
         except Exception:
             raise DashScopeError.of("image_decode_failed") from None
         if image.format not in ACCEPTED_FORMATS:
             raise DashScopeError.of("media_format")
         width, height = image.size
+        # The header's dimensions, checked before anything is decoded (decompression
+        # bombs), and before reading EXIF: PngImageFile.getexif() decodes the whole image.
+        if width * height > MAX_PIXELS:
+            raise DashScopeError.of("image_size_unsupported")
         if _orientation(image) in (5, 6, 7, 8):
             # Shown rotated by 90 degrees (the renderer applies EXIF orientation too).
             width, height = height, width
-        if width * height > MAX_PIXELS:
-            raise DashScopeError.of("image_size_unsupported")
         # api-facts §2: PNG without transparency. ASSUMPTION: an alpha channel is refused as a format issue.
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             raise DashScopeError.of("media_format")
