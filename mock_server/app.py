@@ -10,6 +10,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from .admin_access import admin_access
 from .appkeys import EMULATOR
 from .config import Settings
 from .emulator import Emulator
@@ -25,7 +26,7 @@ SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the c
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
     settings = settings or (emulator.settings if emulator else Settings())
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_context, admin_access], client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_expiry_sweeper)

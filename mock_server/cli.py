@@ -23,6 +23,10 @@ def _env(name: str, default):
     return os.environ.get(f"KF2V_MOCK_{name.upper().replace('-', '_')}", default)
 
 
+def _env_flag(name: str) -> bool:
+    return str(_env(name, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kf2v-mock", description=(
         "Offline emulator of DashScope's keyframe-to-video API (wan2.2-kf2v-flash, "
@@ -53,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help='once both listeners accept connections, write {"cn-beijing": URL, '
                             '"ap-southeast-1": URL} here')
     serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    safety = serve.add_argument_group("isolation and safety (README, \"Isolation and safety\")")
+    safety.add_argument("--admin-token", default=_env("admin-token", None),
+                        help="also let non-loopback peers use /_mock/ when they send this in "
+                             "X-Mock-Admin-Token (default: loopback peers only)")
+    safety.add_argument("--allow-private-image-urls", action="store_true",
+                        default=_env_flag("allow-private-image-urls"),
+                        help="let image URLs reach private ranges (10/8, 172.16/12, 192.168/16, "
+                             "100.64/10, fc00::/7)")
+    safety.add_argument("--deny-loopback-image-urls", action="store_true",
+                        default=_env_flag("deny-loopback-image-urls"),
+                        help="refuse image URLs on this machine's loopback (allowed by default)")
     return parser
 
 
@@ -65,7 +80,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         api_keys=keys, data_dir=args.data_dir, seed=args.seed, timing=args.timing,
         max_running=int(args.max_running) if args.max_running is not None else None,
         render_workers=args.render_workers, ready_file=args.ready_file,
-        log_requests=not args.quiet)
+        log_requests=not args.quiet, admin_token=args.admin_token or None,
+        allow_private_image_urls=args.allow_private_image_urls,
+        allow_loopback_image_urls=not args.deny_loopback_image_urls)
 
 
 async def serve(settings: Settings) -> None:
