@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .admin_access import admin_access
 from .appkeys import EMULATOR
+from .body_limits import body_limit
 from .config import Settings
 from .emulator import Emulator
 from .media.fetch import guarded_session
@@ -26,7 +27,8 @@ SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the c
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
     settings = settings or (emulator.settings if emulator else Settings())
-    app = web.Application(middlewares=[request_context, admin_access], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[request_context, admin_access, body_limit],
+                          client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_expiry_sweeper)
