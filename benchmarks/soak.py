@@ -82,6 +82,14 @@ def rss_kb(pid: int) -> dict[str, int]:
     return values
 
 
+RSS_SAMPLE_SECONDS = 10.0
+
+
+def sample_rss(pid: int, started: float, timeline: list, stop: threading.Event) -> None:
+    while not stop.wait(RSS_SAMPLE_SECONDS):
+        timeline.append((round(time.monotonic() - started), rss_kb(pid).get("VmRSS")))
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -245,10 +253,17 @@ def soak(args: argparse.Namespace, extra: list[str]) -> dict:
             give_up_at = stop_creating_at + args.drain_seconds
             clients = [Client(i, key, stats, stop_creating_at, give_up_at, args.poll_interval,
                               args.upload_every, workdir) for i, key in enumerate(keys)]
+            timeline: list[tuple[float, int | None]] = []
+            sampling = threading.Event()
+            sampler = threading.Thread(target=sample_rss, daemon=True,
+                                       args=(process.pid, started, timeline, sampling))
+            sampler.start()
             for client in clients:
                 client.start()
             for client in clients:
                 client.join(max(1.0, give_up_at - time.monotonic() + 30))
+            sampling.set()
+            sampler.join(5)
             hung = [c.name for c in clients if c.is_alive()]
             elapsed = time.monotonic() - started
             known = server_task_ids(urls["cn-beijing"])
@@ -281,6 +296,8 @@ def soak(args: argparse.Namespace, extra: list[str]) -> dict:
         "downloaded_mb": round(stats.download_bytes / 1e6, 1),
         "rss_kb": {"start": rss_start.get("VmRSS"), "end": rss_end.get("VmRSS"),
                    "peak": rss_end.get("VmHWM")},
+        # (seconds since start, VmRSS kB) every RSS_SAMPLE_SECONDS: growth vs a plateau.
+        "rss_timeline": timeline,
         "emulator_exit_code": exit_code,
     }
 
@@ -300,6 +317,11 @@ def print_report(report: dict) -> None:
           f"p99 {report['create_latency_ms']['p99']}")
     print(f"  errors by code: {report['errors'] or 'none'}")
     print(f"  emulator RSS: start {rss['start']} kB, end {rss['end']} kB, peak {rss['peak']} kB")
+    samples = report["rss_timeline"]
+    if samples:
+        step = max(1, len(samples) // 10)
+        series = ", ".join(f"{t}s {kb // 1024 if kb else '?'}" for t, kb in samples[::step])
+        print(f"  RSS over time (MB): {series}")
     if report["lost"]:
         print(f"  LOST: {report['lost_ids']}")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 
 from .appkeys import EMULATOR
-from .oss import EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
 from . import responses
-from .regions import REGIONS
+from .oss import EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
 from .oss_keys import EC_INVALID_OBJECT_NAME, invalid_key_reason, path_inside
+from .regions import REGIONS
 from .responses import record_upload
 
 # ASSUMPTION: what OSS allows before the file part is not in our sources (S3 allows 20 KB);
@@ -120,7 +120,7 @@ async def upload(request: web.Request) -> web.Response:
     names = key[len(upload_dir) + 1:].split("/")
     try:
         target = path_inside(emulator.oss.root / "uploads", key)
-    except ValueError:
+    except (ValueError, OSError):
         target = None
     if (target is None or not key.startswith(upload_dir + "/")
             or any(n in ("", ".", "..") for n in names)):

@@ -27,6 +27,7 @@ class Host:
         self.app.router.add_get("/ok.png", self.ok)
         self.app.router.add_get("/redirect", self.redirect)
         self.app.router.add_get("/chain/{n}", self.chain)
+        self.app.router.add_get("/slow-chain/{n}", self.slow_chain)
 
     async def ok(self, request):
         self.hits.append((request.path, request.host))
@@ -41,6 +42,13 @@ class Host:
         self.hits.append((request.path, request.host))
         n = int(request.match_info["n"])
         raise web.HTTPFound("/ok.png" if n == 0 else f"/chain/{n - 1}")
+
+    async def slow_chain(self, request):
+        """Like ``/chain/N``, each hop answering after 0.15 s."""
+        self.hits.append((request.path, request.host))
+        await asyncio.sleep(0.15)
+        n = int(request.match_info["n"])
+        raise web.HTTPFound("/ok.png" if n == 0 else f"/slow-chain/{n - 1}")
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.hits]
@@ -213,3 +221,11 @@ async def test_private_addresses_only_when_allowed(make_client, lan_host):
     status, answer = await create(allowed, body_with(lan_host.url("/ok.png")))
     assert status == 200, answer
     assert lan_host.paths() == ["/ok.png"]
+
+
+async def test_one_deadline_covers_all_hops(make_client, host):
+    # Five hops of 0.15 s each: every hop is within 0.5 s, all of them together are not.
+    client = await make_client(download_timeout=0.5)
+    await refused(client, body_with(host.url(f"/slow-chain/{MAX_REDIRECTS - 1}")),
+                  "media_download_timeout")
+    assert "/ok.png" not in host.paths()
