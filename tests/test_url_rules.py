@@ -167,7 +167,8 @@ async def test_loopback_is_allowed_by_default_and_can_be_denied(make_client, hos
         assert len(host.hits) == before, name
 
 
-async def test_a_name_is_refused_if_any_of_its_addresses_is(client, host, monkeypatch):
+async def test_a_name_is_refused_if_any_of_its_addresses_is(client, host, monkeypatch,
+                                                             connects):
     dns = FakeDns(monkeypatch, {"mixed.test": ["127.0.0.1", "169.254.169.254"],
                                 "lan.test": ["10.1.2.3"],
                                 "meta.test": ["fd00:ec2::254"]})
@@ -175,6 +176,7 @@ async def test_a_name_is_refused_if_any_of_its_addresses_is(client, host, monkey
         await refused(client, body_with(host.url("/ok.png", name)), "media_download_failed")
     assert host.hits == []
     assert sorted(set(dns.lookups)) == ["lan.test", "meta.test", "mixed.test"]
+    assert not {"10.1.2.3", "169.254.169.254", "fd00:ec2::254"} & set(connects)
 
 
 async def test_the_connection_goes_to_the_address_that_was_checked(client, host, monkeypatch):
@@ -195,11 +197,12 @@ async def test_the_connection_goes_to_the_address_that_was_checked(client, host,
     "file:///etc/passwd",
     "ftp://127.0.0.1/a.png",
 ])
-async def test_every_redirect_hop_is_checked(client, host, monkeypatch, target):
+async def test_every_redirect_hop_is_checked(client, host, monkeypatch, connects, target):
     FakeDns(monkeypatch, {"lan.test": ["192.168.7.7"]})
     url = host.url("/redirect") + "?to=" + target
     await refused(client, body_with(url), "media_download_failed")
     assert host.paths() == ["/redirect"]
+    assert all(ipaddress.ip_address(a).is_loopback for a in connects)
 
 
 async def test_redirects_are_followed_up_to_the_limit(make_client, host):
