@@ -10,12 +10,14 @@ import logging
 from pathlib import Path
 from typing import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
+from .admin_access import admin_access
 from .appkeys import EMULATOR
+from .body_limits import body_limit
 from .config import Settings
 from .emulator import Emulator
+from .media.fetch import guarded_session
 from .middleware import request_context, traffic
 from .regions import BEIJING, SINGAPORE
 from .responses import HTTP_SESSION
@@ -28,7 +30,7 @@ CHECKPOINT_EVERY = 5  # sweeps between store checkpoints (in a worker thread: th
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
     settings = settings or (emulator.settings if emulator else Settings())
-    app = web.Application(middlewares=[request_context, traffic],
+    app = web.Application(middlewares=[request_context, admin_access, body_limit, traffic],
                           client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
     # Started first and cleaned up last: nothing may use the emulator after it is closed.
@@ -40,8 +42,8 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
-    # Image downloads; trust_env=False: the emulator never goes through a proxy.
-    async with aiohttp.ClientSession(trust_env=False) as session:
+    # Image downloads, under the URL address rules (media/fetch.py).
+    async with guarded_session(app[EMULATOR].settings.image_url_rules()) as session:
         app[HTTP_SESSION] = session
         yield
 

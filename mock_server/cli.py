@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
                        help="ignore X-Mock-Scenario headers and [mock:...] prompt directives")
     serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    safety = serve.add_argument_group("isolation and safety (README, \"Isolation and safety\")")
+    safety.add_argument("--admin-token", default=_env("admin-token", None),
+                        help="also let non-loopback peers use /_mock/ when they send this in "
+                             "X-Mock-Admin-Token (default: loopback peers only)")
+    safety.add_argument("--allow-private-image-urls", action="store_true",
+                        default=_env_flag("allow-private-image-urls"),
+                        help="let image URLs reach private ranges (10/8, 172.16/12, 192.168/16, "
+                             "100.64/10, fc00::/7)")
+    safety.add_argument("--deny-loopback-image-urls", action="store_true",
+                        default=_env_flag("deny-loopback-image-urls"),
+                        help="refuse image URLs on this machine's loopback (allowed by default)")
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
@@ -120,7 +131,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         render_workers=args.render_workers, ready_file=args.ready_file,
         log_requests=not args.quiet, quotas=not args.no_quotas,
         submit_rps=int(args.submit_rps) if args.submit_rps is not None else None,
-        query_qps=args.query_qps, policy_qps=args.policy_qps, scenarios=not args.no_scenarios)
+        query_qps=args.query_qps, policy_qps=args.policy_qps, scenarios=not args.no_scenarios,
+        admin_token=args.admin_token or None,
+        allow_private_image_urls=args.allow_private_image_urls,
+        allow_loopback_image_urls=not args.deny_loopback_image_urls)
 
 
 async def serve(settings: Settings) -> None:

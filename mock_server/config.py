@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .accounts import KeySpec
 from .journal import DEFAULT_SIZE as JOURNAL_SIZE
+from .media.fetch import UrlRules
 from .media.intake import DOWNLOAD_TIMEOUT_SECONDS
 from .quotas import POLICY_QPS, QUERY_QPS
 
@@ -46,3 +47,14 @@ class Settings:
     # In-band scenarios (X-Mock-Scenario header, [mock:<name>] prompt directive); off: ignored.
     scenarios: bool = True
     journal_size: int = JOURNAL_SIZE
+    # Image URL address rules (media/fetch.py; README "Isolation and safety"): private ranges are
+    # refused unless allowed; loopback is allowed unless denied (fixtures served on this machine).
+    allow_private_image_urls: bool = False
+    allow_loopback_image_urls: bool = True
+    # /_mock/ answers loopback peers only; with a token, other peers that send it in
+    # X-Mock-Admin-Token too (admin_access.py).
+    admin_token: str | None = None
+
+    def image_url_rules(self) -> UrlRules:
+        return UrlRules(allow_private=self.allow_private_image_urls,
+                        allow_loopback=self.allow_loopback_image_urls)

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -134,6 +135,16 @@ def new_oss_request_id() -> str:
     return os.urandom(12).hex().upper()
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: str) -> str:
+    """Escaped element text; characters XML 1.0 cannot carry (a NUL in an echoed key) are
+    percent-encoded so the body stays well-formed."""
+    return escape(_NOT_XML.sub(lambda m: "%{:02X}".format(ord(m.group())) if ord(m.group()) < 256
+                               else "%EF%BF%BD", value))
+
+
 def error_xml(error: OssError, request_id: str, host: str) -> str:
     extra = dict(error.extra)
     extra.setdefault("HostId", host)
@@ -141,7 +152,7 @@ def error_xml(error: OssError, request_id: str, host: str) -> str:
              f"  <Code>{escape(error.code)}</Code>",
              f"  <Message>{escape(error.message)}</Message>",
              f"  <RequestId>{request_id}</RequestId>"]
-    lines += [f"  <{k}>{escape(v)}</{k}>" for k, v in extra.items()]
+    lines += [f"  <{k}>{_xml_text(v)}</{k}>" for k, v in extra.items()]
     lines += [f"  <EC>{error.ec}</EC>",
               f"  <RecommendDoc>https://api.aliyun.com/troubleshoot?q={error.ec}</RecommendDoc>",
               "</Error>"]

@@ -10,9 +10,16 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
+from . import responses
 from .appkeys import EMULATOR, ERROR_CODE
 from .oss import EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
+from .oss_keys import EC_INVALID_OBJECT_NAME, invalid_key_reason, path_inside
+from .regions import REGIONS
 from .responses import record_upload
+
+# ASSUMPTION: what OSS allows before the file part is not in our sources (S3 allows 20 KB);
+# the SDK's fields are about 1 KB.
+MAX_FORM_FIELDS_BYTES = 64 * 1024
 
 
 def oss_error(request: web.Request, error: OssError) -> web.Response:
@@ -31,15 +38,28 @@ async def download(request: web.Request) -> web.StreamResponse:
                                     request.host)
     if error is not None:
         return oss_error(request, error)
-    try:
-        path = emulator.synthesizer.path_for(bucket, key)
-    except ValueError:
-        path = None
-    if path is None or not await asyncio.get_running_loop().run_in_executor(None, path.is_file):
+    path = await asyncio.get_running_loop().run_in_executor(None, _existing_file, emulator, bucket,
+                                                             key)
+    if path is None:
         return oss_error(request, OssError(404, "NoSuchKey", "The specified key does not exist.",
                                            EC_NO_SUCH_KEY, (("Key", key),)))
     return web.FileResponse(path, headers={"Content-Type": "video/mp4",
                                            "x-oss-request-id": new_oss_request_id()})
+
+
+def _existing_file(emulator, bucket: str, key: str) -> Path | None:
+    """The file behind ``bucket``/``key``, or None: a key that would leave its bucket (``..``,
+    absolute), that the file system cannot even name (NUL, too long) or that is not a file."""
+    try:
+        path = emulator.synthesizer.path_for(bucket, key)
+        return path if path.is_file() else None
+    except (ValueError, OSError):
+        return None
+
+
+def _too_large() -> OssError:
+    return OssError(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.",
+                    EC_POLICY)
 
 
 def _policy_error(message: str, status: int = 403, code: str = "AccessDenied") -> OssError:
@@ -52,11 +72,24 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/form-data"):
         return oss_error(request, _policy_error("Form content type is not multipart/form-data.",
                                                 400, "InvalidArgument"))
+    # The file may be as large as a policy allows; the form, no more than that plus its fields.
+    form_cap = int(responses.UPLOAD_MAX_MB * 1024 * 1024) + MAX_FORM_FIELDS_BYTES
+    if (request.content_length or 0) > form_cap:
+        return oss_error(request, _too_large())
     reader = await request.multipart()
     fields: dict[str, str] = {}
+    fields_size = 0
     part = await reader.next()
     while part is not None and isinstance(part, BodyPartReader) and part.name != "file":
-        fields[part.name or ""] = (await part.read(decode=True)).decode("utf-8", "replace")
+        raw = bytearray()
+        while chunk := await part.read_chunk(8192):
+            raw += chunk
+            fields_size += len(chunk)
+            if fields_size > MAX_FORM_FIELDS_BYTES:  # never buffer an endless "field"
+                return oss_error(request, OssError(
+                    400, "MaxPOSTPreDataLengthExceeded",
+                    "Your POST request fields preceding the upload file was too large.", EC_POLICY))
+        fields[part.name or ""] = part.decode(bytes(raw)).decode("utf-8", "replace")
         part = await reader.next()
     if part is None or not isinstance(part, BodyPartReader):
         return oss_error(request, _policy_error("The body of your POST request is not well-formed "
@@ -68,16 +101,30 @@ async def upload(request: web.Request) -> web.Response:
             403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
             "signature you provided. Check your key and signing method.", EC_POLICY))
     key = fields.get("key", "")
+    if invalid_key_reason(key) is not None:
+        return oss_error(request, OssError(400, "InvalidObjectName",
+                                           "The specified object is not valid.",
+                                           EC_INVALID_OBJECT_NAME, (("ObjectName", key),)))
     upload_dir = _policy_prefix(document)
     policy = emulator.store.get_policy(upload_dir) if upload_dir else None
     if policy is None:
         return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
     if emulator.clock.now() >= policy.expires:
         return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
+    bucket = REGIONS[policy.region].upload_bucket
+    if request.path.strip("/") != bucket:
+        # A grant is for its region's upload bucket only (it is bound to that region's account).
+        return oss_error(request, _policy_error(
+            f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]'))
     # Keys are stored as files: "", "." and ".." segments would alias or escape another path
     # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
     names = key[len(upload_dir) + 1:].split("/")
-    if not key.startswith(upload_dir + "/") or any(n in ("", ".", "..") for n in names):
+    try:
+        target = path_inside(emulator.oss.root / "uploads", key)
+    except (ValueError, OSError):
+        target = None
+    if (target is None or not key.startswith(upload_dir + "/")
+            or any(n in ("", ".", "..") for n in names)):
         return oss_error(request, _policy_error(
             f'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", '
             f'"{upload_dir}"]'))
@@ -86,11 +133,9 @@ async def upload(request: web.Request) -> web.Response:
                                            "The object you specified already exists and can not "
                                            "be overwritten.", "0016-00000708"))
 
-    target = emulator.oss.root / "uploads" / key
     size = await _stream_to_file(part, target, policy.max_bytes)
     if size is None:
-        return oss_error(request, OssError(400, "EntityTooLarge", "Your proposed upload exceeds "
-                                           "the maximum allowed size.", EC_POLICY))
+        return oss_error(request, _too_large())
     content_type = fields.get("x-oss-content-type") or "application/octet-stream"
     record_upload(request, policy, key, size, content_type)
     status = fields.get("success_action_status", "204")

@@ -23,6 +23,7 @@ import aiohttp
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DashScopeError
+from .fetch import TooLarge, UrlRefused, UrlRules, fetch
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # api-facts §2: file size <= 10 MB
 # api-facts §2: [240, 8000] px in the newest reference (older pages: [360, 2000]). One place to change.
@@ -56,7 +57,8 @@ OssResolver = Callable[[str], Awaitable[bytes]]
 
 async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_header: bool,
                      resolve_oss: OssResolver,
-                     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS) -> FrameImage:
+                     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
+                     url_rules: UrlRules = UrlRules()) -> FrameImage:
     """Fetch and inspect one frame; raises ``DashScopeError`` for anything the service refuses."""
     loop = asyncio.get_running_loop()
     if url.startswith("data:"):
@@ -67,7 +69,7 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
             raise DashScopeError.of("oss_resolve_missing")
         data = await resolve_oss(url[len("oss://"):])
     elif url.startswith(("http://", "https://")):
-        data = await _download(url, session, download_timeout)
+        data = await _download(url, session, download_timeout, url_rules)
     else:
         raise DashScopeError.of("invalid_url")
     if len(data) > MAX_IMAGE_BYTES:
@@ -91,25 +93,24 @@ def _decode_data_url(url: str) -> bytes:
         raise DashScopeError.of("image_decode_failed") from None
 
 
-async def _download(url: str, session: aiohttp.ClientSession, timeout: float) -> bytes:
+async def _download(url: str, session: aiohttp.ClientSession, timeout: float,
+                    rules: UrlRules) -> bytes:
     try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            if response.status != 200:
-                if response.status in (401, 403):
-                    raise DashScopeError.of("media_unauthorized")
-                raise DashScopeError.of("media_download_failed")
-            if (response.content_length or 0) > MAX_IMAGE_BYTES:
-                raise DashScopeError.of("image_size_unsupported")
-            buffer = bytearray()
-            async for chunk in response.content.iter_chunked(64 * 1024):
-                buffer += chunk
-                if len(buffer) > MAX_IMAGE_BYTES:
-                    raise DashScopeError.of("image_size_unsupported")
-            return bytes(buffer)
+        result = await fetch(url, session, rules, max_bytes=MAX_IMAGE_BYTES, timeout=timeout)
+    except UrlRefused:
+        # A URL the rules refuse answers like one that cannot be downloaded (README, "Isolation").
+        raise DashScopeError.of("media_download_failed") from None
+    except TooLarge:
+        raise DashScopeError.of("image_size_unsupported") from None
     except asyncio.TimeoutError:
         raise DashScopeError.of("media_download_timeout") from None
     except (aiohttp.ClientError, ValueError, OSError):
         raise DashScopeError.of("media_download_failed") from None
+    if result.status in (401, 403):
+        raise DashScopeError.of("media_unauthorized")
+    if result.body is None:
+        raise DashScopeError.of("media_download_failed")
+    return result.body
 
 
 def inspect_image(data: bytes) -> FrameImage:
@@ -117,20 +118,25 @@ def inspect_image(data: bytes) -> FrameImage:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning):
+            # Only the accepted formats' parsers ever see the bytes (no TIFF, EPS, ... plugins).
+            image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        except UnidentifiedImageError:
             raise DashScopeError.of("media_format") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's own limit, from the header alone: an absurd size, refused like one.
+            raise DashScopeError.of("image_size_unsupported") from None
         except Exception:
             raise DashScopeError.of("image_decode_failed") from None
         if image.format not in ACCEPTED_FORMATS:
             raise DashScopeError.of("media_format")
         width, height = image.size
+        # The header's dimensions, checked before anything is decoded (decompression
+        # bombs), and before reading EXIF: PngImageFile.getexif() decodes the whole image.
+        if width * height > MAX_PIXELS:
+            raise DashScopeError.of("image_size_unsupported")
         if _orientation(image) in (5, 6, 7, 8):
             # Shown rotated by 90 degrees (the renderer applies EXIF orientation too).
             width, height = height, width
-        if width * height > MAX_PIXELS:
-            raise DashScopeError.of("image_size_unsupported")
         # api-facts §2: PNG without transparency. ASSUMPTION: an alpha channel is refused as a format issue.
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             raise DashScopeError.of("media_format")
