@@ -73,7 +73,7 @@ async def upload(request: web.Request) -> web.Response:
         return oss_error(request, _policy_error("Form content type is not multipart/form-data.",
                                                 400, "InvalidArgument"))
     # The file may be as large as a policy allows; the form, no more than that plus its fields.
-    form_cap = int(responses.UPLOAD_MAX_MB * 1024 * 1024) + MAX_FORM_FIELDS_BYTES
+    form_cap = responses.UPLOAD_MAX_BYTES + MAX_FORM_FIELDS_BYTES
     if (request.content_length or 0) > form_cap:
         return oss_error(request, _too_large())
     reader = await request.multipart()

@@ -95,7 +95,7 @@ async def test_the_upload_host_is_not_under_the_api_cap_but_under_the_policys(ma
     response = await upload(client, policy, "first.png", FIRST)
     assert response.status == 200
     # A form declaring more than the largest policy allows is refused before it is read.
-    monkeypatch.setattr(responses, "UPLOAD_MAX_MB", 1 / 1024)  # 1 KiB
+    monkeypatch.setattr(responses, "UPLOAD_MAX_BYTES", 1024)
     small = await get_policy(client)
     body, headers = sdk_form(small, "big.bin", b"\x01" * (MAX_FORM_FIELDS_BYTES + 2048))
     response = await client.post(urlsplit(small["upload_host"]).path, data=body, headers=headers)
