@@ -130,6 +130,7 @@ def pytest_collection_modifyitems(config, items):
      "assumption 'No such row' is not a row of docs/assumptions.md"),
 ])
 def test_each_parity_test_needs_exactly_one_marker(pytester, decorators, why):
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makeconftest(MARKER_CONFTEST)
     pytester.makepyfile(test_one="import pytest\n\n" + "\n".join(decorators)
                         + "\ndef test_it():\n    pass\n")
