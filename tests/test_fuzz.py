@@ -24,6 +24,8 @@ from xml.etree import ElementTree
 import pytest
 import requests
 import schemathesis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth,
                                                missing_required_header,
@@ -220,3 +222,58 @@ def test_fuzz(case, access, fuzz_server, network_guard):
     assert_answer_shape(case, response)
     case.validate_response(response, checks=CHECKS, headers=headers)
     assert network_guard.connects == [], "a fuzzed request made the emulator connect off loopback"
+
+
+# --- the emulator's own admin API (not in the contract): arbitrary JSON, no 5xx ------------------
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                               max_size=4),
+    max_leaves=12)
+FAULT_FIELDS = ("error", "task_failure", "delay", "disconnect", "truncate", "expire_url", "match",
+                "probability", "times", "id")
+ACTION_FIELDS = ("status", "code", "name", "message", "ms", "uniform", "lognormal", "bytes", "at",
+                 "region", "endpoint", "prompt_regex", "model", "task_id", "api_key")
+ACTION = JSON | st.fixed_dictionaries({}, optional={k: JSON for k in ACTION_FIELDS})
+FAULT = JSON | st.fixed_dictionaries({}, optional={k: ACTION for k in FAULT_FIELDS})
+CLOCK = JSON | st.fixed_dictionaries({}, optional={
+    "advance_seconds": JSON | st.floats(min_value=0), "set": JSON | st.datetimes().map(str),
+    "frozen": JSON})
+
+
+@pytest.fixture(scope="module")
+def admin_server(network_guard, tmp_path_factory):
+    # Its own emulator: the rules and clock moves posted here must not leak into test_fuzz.
+    settings = fuzz_settings(tmp_path_factory.mktemp("fuzz-admin"))
+    with EmbeddedServer(settings, wrap_app=contract_check.install) as server:
+        yield server
+
+
+def assert_mock_answer(response: requests.Response) -> None:
+    where = f"{response.request.method} {response.request.url} -> {response.status_code}: " \
+            f"{response.content[:300]!r}"
+    assert response.status_code < 500, where
+    if response.status_code >= 400:
+        body = response.json()
+        assert set(body) == {"request_id", "code", "message"} and UUID.match(body["request_id"]), \
+            where
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(body=st.one_of(FAULT.map(json.dumps), st.binary(max_size=40)))
+def test_fuzz_admin_faults(admin_server, body):
+    url = f"{admin_server.root_url(BEIJING)}/_mock/faults"
+    response = requests.post(url, data=body, timeout=TIMEOUT)
+    assert_mock_answer(response)
+    requests.delete(url, timeout=TIMEOUT).raise_for_status()
+
+
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+@given(body=st.one_of(CLOCK.map(json.dumps), st.binary(max_size=40)))
+def test_fuzz_admin_clock(admin_server, body):
+    root = admin_server.root_url(BEIJING)
+    assert_mock_answer(requests.post(f"{root}/_mock/clock", data=body, timeout=TIMEOUT))
+    # Whatever the clock was told, the API still answers.
+    answer = requests.get(f"{root}/api/v1/tasks/none", timeout=TIMEOUT,
+                          headers={"Authorization": f"Bearer {BJ_KEY}"})
+    assert answer.status_code == 200, answer.text
