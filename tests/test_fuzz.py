@@ -224,6 +224,59 @@ def test_fuzz(case, access, fuzz_server, network_guard):
     assert network_guard.connects == [], "a fuzzed request made the emulator connect off loopback"
 
 
+# --- with the rate quotas on: every 429 is a DashScope error too --------------------------------
+QUOTA_SCHEMA = schemathesis.openapi.from_path(
+    CONTRACT_PATH, config=_config(max(5, EXAMPLES // 5))).include(path_regex="^/api/v1/")
+
+
+@pytest.fixture(scope="module")
+def quota_server(network_guard, tmp_path_factory):
+    # Quotas on and the clock frozen: the one-second windows never refill, so after the first
+    # few requests of each kind the fuzzer meets mostly 429s.
+    settings = fuzz_settings(tmp_path_factory.mktemp("fuzz-quotas"), quotas=True)
+    with EmbeddedServer(settings, wrap_app=contract_check.install) as server:
+        yield server
+
+
+def assert_throttled_shape(response) -> None:
+    if response.status_code == 429:
+        assert header(response, "Retry-After").isdigit(), response.headers
+
+
+@QUOTA_SCHEMA.parametrize()
+def test_fuzz_with_quotas(case, quota_server):
+    headers = {"Authorization": f"Bearer {BJ_KEY}"}
+    response = case.call(base_url=quota_server.root_url(BEIJING), headers=headers, timeout=TIMEOUT)
+    assert_answer_shape(case, response)
+    assert_throttled_shape(response)
+    case.validate_response(response, headers=headers, checks=[
+        not_a_server_error, status_code_conformance, content_type_conformance,
+        response_schema_conformance])
+
+
+@pytest.mark.parametrize("method, path, burst", [
+    ("POST", "/api/v1/services/aigc/image2video/video-synthesis", 3),
+    ("GET", "/api/v1/tasks/none", 21),
+    ("GET", "/api/v1/uploads?action=getPolicy&model=wan2.2-kf2v-flash", 101),
+])
+def test_quota_429s_are_dashscope_errors(quota_server, method, path, burst):
+    """Whatever the fuzzer above happened to draw, each throttled endpoint does answer 429 here."""
+    headers = {"Authorization": f"Bearer {BJ_KEY}", "X-DashScope-Async": "enable"}
+    url = quota_server.root_url(BEIJING) + path
+    with requests.Session() as session:
+        # Submit quotas are per model: the body names one (and is otherwise invalid).
+        answers = [session.request(method, url, headers=headers, timeout=TIMEOUT,
+                                   json={"model": "wan2.2-kf2v-flash"})
+                   for _ in range(burst)]
+    last = answers[-1]
+    assert last.status_code == 429, last.text
+    body = last.json()
+    assert set(body) == {"request_id", "code", "message"} and UUID.match(body["request_id"])
+    assert body["code"].startswith("Throttling"), body
+    assert last.headers["Retry-After"].isdigit()
+    assert load_contract().json_errors(method, path.split("?")[0], 429, body) == []
+
+
 # --- the emulator's own admin API (not in the contract): arbitrary JSON, no 5xx ------------------
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
