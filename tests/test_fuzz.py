@@ -15,10 +15,9 @@ import ipaddress
 import json
 import os
 import socket
-import uuid
 import zlib
-from urllib.parse import parse_qsl, urlsplit
 from datetime import datetime, timezone
+from urllib.parse import parse_qsl, urlsplit
 from xml.etree import ElementTree
 
 import pytest
@@ -65,8 +64,11 @@ def _config(examples: int) -> schemathesis.Config:
 
 SCHEMA = schemathesis.openapi.from_path(CONTRACT_PATH, config=_config(EXAMPLES))
 
+# Beyond "no 5xx" and conformance: requests without the key must get 401 (ignored_auth re-sends
+# them so), without a required header a 4xx, and requests the contract forbids a 4xx too.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, missing_required_header, ignored_auth]
+          response_schema_conformance, missing_required_header, ignored_auth,
+          negative_data_rejection]
 
 
 # --- offline guard -------------------------------------------------------------------------------
