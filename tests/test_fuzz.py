@@ -280,11 +280,12 @@ def test_quota_429s_are_dashscope_errors(quota_server, method, path, burst):
 
 
 # --- the emulator's own admin API (not in the contract): arbitrary JSON, no 5xx ------------------
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                               max_size=4),
-    max_leaves=12)
+def _containers(inner):
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    _containers, max_leaves=12)
 FAULT_FIELDS = ("error", "task_failure", "delay", "disconnect", "truncate", "expire_url", "match",
                 "probability", "times", "id")
 ACTION_FIELDS = ("status", "code", "name", "message", "ms", "uniform", "lognormal", "bytes", "at",
