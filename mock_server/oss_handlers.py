@@ -107,7 +107,10 @@ class ObjectResponse(web.FileResponse):
     async def prepare(self, request: web.BaseRequest):
         if self._range_header is None:
             return await super().prepare(request)
-        size = (await asyncio.get_running_loop().run_in_executor(None, self._path.stat)).st_size
+        try:
+            size = (await asyncio.get_running_loop().run_in_executor(None, self._path.stat)).st_size
+        except OSError:  # deleted meanwhile (expired): aiohttp answers that as for any request
+            return await super().prepare(request)
         served = oss_range(self._range_header, size)
         headers = request.headers.copy()
         del headers["Range"]
