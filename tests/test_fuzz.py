@@ -222,7 +222,12 @@ def test_fuzz(case, access, fuzz_server, network_guard):
         headers = {"Authorization": f"Bearer {BJ_KEY}"}
     response = case.call(base_url=fuzz_server.root_url(BEIJING), headers=headers, timeout=TIMEOUT)
     assert_answer_shape(case, response)
-    case.validate_response(response, checks=CHECKS, headers=headers)
+    checks = CHECKS
+    if any(isinstance(value, list) for value in (case.query or {}).values()):
+        # A query parameter sent twice counts with its first value (docs/assumptions.md, "Empty
+        # and repeated list parameters"): not refused, whatever the later values.
+        checks = [check for check in CHECKS if check is not negative_data_rejection]
+    case.validate_response(response, checks=checks, headers=headers)
     assert network_guard.connects == [], "a fuzzed request made the emulator connect off loopback"
 
 
