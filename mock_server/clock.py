@@ -18,7 +18,12 @@ from typing import Any, Callable
 
 
 class ClockError(ValueError):
-    """A clock change that would break time's arrow (moving backwards)."""
+    """A clock change that would break time's arrow (moving backwards) or leave its range."""
+
+
+# The clock never goes past this: every expiry (24 h tasks, 48 h uploads, link Expires) computed from
+# it must still be a datetime (year <= 9999); without the cap, one big advance bricked the emulator.
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 
 
 class VirtualClock:
@@ -42,14 +47,18 @@ class VirtualClock:
 
     # --- steering --------------------------------------------------------------------------------
     def advance(self, seconds: float) -> datetime:
-        if seconds < 0:
+        if not seconds >= 0:  # NaN too
             raise ClockError("the clock only moves forward: advance_seconds must be >= 0")
+        if seconds > (LATEST - self.now()).total_seconds():
+            raise ClockError(f"the clock cannot go past {LATEST.isoformat()}")
         return self._rebase(self.now() + timedelta(seconds=seconds))
 
     def set(self, when: datetime) -> datetime:
         when = _aware(when)
         if when < self.now():
             raise ClockError(f"the clock only moves forward: {when.isoformat()} is in its past")
+        if when > LATEST:
+            raise ClockError(f"the clock cannot go past {LATEST.isoformat()}")
         return self._rebase(when)
 
     def freeze(self, frozen: bool = True) -> datetime:

@@ -15,7 +15,7 @@ import uuid
 
 from aiohttp import web
 
-from . import EMULATOR_HEADER, __version__, scenarios
+from . import EMULATOR_HEADER, __version__, oss_handlers, scenarios
 from .accounts import bearer_key
 from .appkeys import (APPLIED, EMULATOR, ERROR_CODE, FAULT_PLAN, REGION, REQUEST_ID, TASK_ID,
                       TRUNCATE)
@@ -78,6 +78,14 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except Disconnect:
         disconnected = True
         response = web.Response(status=499)  # never sent: the transport is gone
+    except web.HTTPException as exc:
+        oss_answer = oss_handlers.routing_error(request, exc)
+        if oss_answer is not None:
+            response = oss_answer
+        else:
+            error = _as_dashscope_error(exc, request_id)
+            response = _error_response(error, request_id)
+            code = error.code
     except Exception as exc:
         error = _as_dashscope_error(exc, request_id)
         response = _error_response(error, request_id)

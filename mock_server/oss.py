@@ -93,7 +93,7 @@ class OssSigner:
                 ("ServerTime", _iso(now)),
             ))
         if (query.get("OSSAccessKeyId") != self.access_key_id
-                or not hmac.compare_digest(signature, self.link_signature(bucket, key, expires_at))):
+                or not _same(signature, self.link_signature(bucket, key, expires_at))):
             return _signature_mismatch(signature)
         return None
 
@@ -110,12 +110,18 @@ class OssSigner:
 
     def read_policy(self, policy: str, signature: str) -> dict | None:
         """The policy document if ``signature`` is ours for it, else None."""
-        if not hmac.compare_digest(signature or "", self._sign(policy or "")):
+        if not _same(signature or "", self._sign(policy or "")):
             return None
         try:
             return json.loads(base64.b64decode(policy))
         except (ValueError, TypeError):
             return None
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison; as bytes, because compare_digest refuses non-ASCII str (a
+    signature from the query string or a form may be anything)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 def _signature_mismatch(signature: str) -> OssError:
@@ -153,7 +159,8 @@ def error_xml(error: OssError, request_id: str, host: str) -> str:
              f"  <Message>{escape(error.message)}</Message>",
              f"  <RequestId>{request_id}</RequestId>"]
     lines += [f"  <{k}>{_xml_text(v)}</{k}>" for k, v in extra.items()]
-    lines += [f"  <EC>{error.ec}</EC>",
-              f"  <RecommendDoc>https://api.aliyun.com/troubleshoot?q={error.ec}</RecommendDoc>",
-              "</Error>"]
+    if error.ec:  # OSS's older documented errors (405 MethodNotAllowed) carry no EC
+        lines += [f"  <EC>{error.ec}</EC>",
+                  f"  <RecommendDoc>https://api.aliyun.com/troubleshoot?q={error.ec}</RecommendDoc>"]
+    lines.append("</Error>")
     return "\n".join(lines) + "\n"

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from . import responses
 from .appkeys import EMULATOR, ERROR_CODE
-from .oss import EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
+from .oss import EC_ANONYMOUS_DENIED, EC_NO_SUCH_KEY, EC_POLICY, OssError, error_xml, new_oss_request_id
 from .oss_keys import EC_INVALID_OBJECT_NAME, invalid_key_reason, path_inside
 from .regions import REGIONS
 from .responses import record_upload
@@ -22,13 +24,40 @@ from .responses import record_upload
 MAX_FORM_FIELDS_BYTES = 64 * 1024
 
 
-def oss_error(request: web.Request, error: OssError) -> web.Response:
+def oss_error(request: web.Request, error: OssError, **headers: str) -> web.Response:
     request_id = new_oss_request_id()
     request[ERROR_CODE] = error.code  # for the request journal
     body = error_xml(error, request_id, request.host)
+    headers = {"x-oss-request-id": request_id, **({"x-oss-ec": error.ec} if error.ec else {}),
+               **headers}
     return web.Response(status=error.status, text=body if request.method != "HEAD" else None,
-                        content_type="application/xml", charset="utf-8",
-                        headers={"x-oss-request-id": request_id, "x-oss-ec": error.ec})
+                        content_type="application/xml", charset="utf-8", headers=headers)
+
+
+BUCKETS = frozenset(bucket for region in REGIONS.values()
+                    for bucket in (region.result_bucket, region.upload_bucket))
+
+
+def routing_error(request: web.Request, exc: web.HTTPException) -> web.Response | None:
+    """OSS's answer to a method or path the stand-in does not serve under one of its buckets
+    (OSS answers there, not DashScope); None for any other path."""
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    if bucket not in BUCKETS:
+        return None
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        # OSS's documented 405 (no EC in that example): ResourceType BUCKET for /bucket[/].
+        resource = "Object" if key else "BUCKET"
+        return oss_error(request, OssError(
+            405, "MethodNotAllowed", "The specified method is not allowed against this resource.",
+            "", (("ResourceType", resource), ("Method", request.method))),
+            Allow=", ".join(sorted(exc.allowed_methods)))
+    if isinstance(exc, web.HTTPNotFound):
+        # ASSUMPTION: a bucket listing, or an object read without a signature, on a private
+        # bucket: the anonymous refusal the result links answer without one.
+        return oss_error(request, OssError(
+            403, "AccessDenied", "You have no right to access this object because of bucket acl.",
+            EC_ANONYMOUS_DENIED))
+    return None
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -43,8 +72,51 @@ async def download(request: web.Request) -> web.StreamResponse:
     if path is None:
         return oss_error(request, OssError(404, "NoSuchKey", "The specified key does not exist.",
                                            EC_NO_SUCH_KEY, (("Key", key),)))
-    return web.FileResponse(path, headers={"Content-Type": "video/mp4",
-                                           "x-oss-request-id": new_oss_request_id()})
+    return ObjectResponse(path, request.headers.get("Range"),
+                          headers={"Content-Type": "video/mp4",
+                                   "x-oss-request-id": new_oss_request_id()})
+
+
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+
+def oss_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The byte range OSS serves for ``header`` on an object of ``size`` bytes, or None for the
+    whole object: OSS reads only the first of several ranges, and ignores (200, whole object) a
+    range that is malformed or outside 0..size-1 rather than answering 416 (OSS "Use HTTP Range
+    requests to get OSS resources in segments"; its x-oss-range-behavior: standard is not emulated)."""
+    match = _RANGE.fullmatch((header or "").split(",", 1)[0].strip())
+    if match is None or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if not first:  # the last N bytes
+        count = int(last)
+        return (size - count, size - 1) if 1 <= count <= size else None
+    start, end = int(first), int(last) if last else size - 1
+    return (start, end) if start <= end < size else None
+
+
+class ObjectResponse(web.FileResponse):
+    """A stored object, with OSS's Range semantics instead of aiohttp's (which answers 416 or 400
+    where OSS serves the whole object)."""
+
+    def __init__(self, path: Path, range_header: str | None, **kwargs):
+        super().__init__(path, **kwargs)
+        self._range_header = range_header
+
+    async def prepare(self, request: web.BaseRequest):
+        if self._range_header is None:
+            return await super().prepare(request)
+        try:
+            size = (await asyncio.get_running_loop().run_in_executor(None, self._path.stat)).st_size
+        except OSError:  # deleted meanwhile (expired): aiohttp answers that as for any request
+            return await super().prepare(request)
+        served = oss_range(self._range_header, size)
+        headers = request.headers.copy()
+        del headers["Range"]
+        if served is not None:
+            headers["Range"] = f"bytes={served[0]}-{served[1]}"
+        return await super().prepare(request.clone(headers=headers))
 
 
 def _existing_file(emulator, bucket: str, key: str) -> Path | None:
@@ -66,16 +138,18 @@ def _policy_error(message: str, status: int = 403, code: str = "AccessDenied") -
     return OssError(status, code, message, EC_POLICY)
 
 
-async def upload(request: web.Request) -> web.Response:
-    """PostObject as the SDK sends it: signed policy fields first, ``file`` last (api-facts §9)."""
-    emulator = request.app[EMULATOR]
-    if not request.content_type.startswith("multipart/form-data"):
-        return oss_error(request, _policy_error("Form content type is not multipart/form-data.",
-                                                400, "InvalidArgument"))
-    # The file may be as large as a policy allows; the form, no more than that plus its fields.
-    form_cap = responses.UPLOAD_MAX_BYTES + MAX_FORM_FIELDS_BYTES
-    if (request.content_length or 0) > form_cap:
-        return oss_error(request, _too_large())
+def _malformed() -> OssError:
+    return _policy_error("The body of your POST request is not well-formed multipart/form-data.",
+                         400, "InvalidArgument")
+
+
+# What aiohttp's multipart reader raises for a body that is not the form its Content-Type claims
+# (no boundary, a bad delimiter, a part cut short, an unknown part encoding, endless headers).
+_MALFORMED = (ValueError, RuntimeError, BadHttpMessage)
+
+
+async def _read_fields(request: web.Request) -> tuple[dict[str, str], BodyPartReader] | OssError:
+    """The form fields before ``file``, and the ``file`` part (not read yet)."""
     reader = await request.multipart()
     fields: dict[str, str] = {}
     fields_size = 0
@@ -86,14 +160,33 @@ async def upload(request: web.Request) -> web.Response:
             raw += chunk
             fields_size += len(chunk)
             if fields_size > MAX_FORM_FIELDS_BYTES:  # never buffer an endless "field"
-                return oss_error(request, OssError(
-                    400, "MaxPOSTPreDataLengthExceeded",
-                    "Your POST request fields preceding the upload file was too large.", EC_POLICY))
+                return OssError(400, "MaxPOSTPreDataLengthExceeded",
+                                "Your POST request fields preceding the upload file was too large.",
+                                EC_POLICY)
         fields[part.name or ""] = part.decode(bytes(raw)).decode("utf-8", "replace")
         part = await reader.next()
     if part is None or not isinstance(part, BodyPartReader):
-        return oss_error(request, _policy_error("The body of your POST request is not well-formed "
-                                                "multipart/form-data.", 400, "InvalidArgument"))
+        return _malformed()
+    return fields, part
+
+
+async def upload(request: web.Request) -> web.Response:
+    """PostObject as the SDK sends it: signed policy fields first, ``file`` last (api-facts §9)."""
+    emulator = request.app[EMULATOR]
+    if not request.content_type.startswith("multipart/form-data"):
+        return oss_error(request, _policy_error("Form content type is not multipart/form-data.",
+                                                400, "InvalidArgument"))
+    # The file may be as large as a policy allows; the form, no more than that plus its fields.
+    form_cap = responses.UPLOAD_MAX_BYTES + MAX_FORM_FIELDS_BYTES
+    if (request.content_length or 0) > form_cap:
+        return oss_error(request, _too_large())
+    try:
+        form = await _read_fields(request)
+    except _MALFORMED:
+        form = _malformed()
+    if isinstance(form, OssError):
+        return oss_error(request, form)
+    fields, part = form
 
     document = emulator.oss.read_policy(fields.get("policy", ""), fields.get("Signature", ""))
     if document is None or fields.get("OSSAccessKeyId") != emulator.oss.access_key_id:
@@ -133,7 +226,10 @@ async def upload(request: web.Request) -> web.Response:
                                            "The object you specified already exists and can not "
                                            "be overwritten.", "0016-00000708"))
 
-    size = await _stream_to_file(part, target, policy.max_bytes)
+    try:
+        size = await _stream_to_file(part, target, policy.max_bytes)
+    except _MALFORMED:
+        return oss_error(request, _malformed())
     if size is None:
         return oss_error(request, _too_large())
     content_type = fields.get("x-oss-content-type") or "application/octet-stream"
@@ -163,6 +259,8 @@ async def _stream_to_file(part: BodyPartReader, target: Path, max_bytes: int) ->
                 if size > max_bytes:
                     raise _TooLarge
                 await loop.run_in_executor(None, out.write, chunk)
+        if not part.at_eof():  # the body ended before the part's closing delimiter: cut short
+            raise ValueError("file part cut short")
         await loop.run_in_executor(None, os.replace, tmp, target)
         return size
     except _TooLarge:

@@ -269,6 +269,21 @@ async def test_admin_clock_and_reset(client):
     assert (await (await client.get("/_mock/tasks")).json())["tasks"] == []
 
 
+@pytest.mark.parametrize("body", [b'{"advance_seconds": Infinity}', b'{"advance_seconds": NaN}',
+                                  b'{"advance_seconds": 1e300}',
+                                  b'{"advance_seconds": 300000000000}',
+                                  b'{"set": "9999-12-31T23:59:59Z"}'])
+async def test_admin_clock_refuses_to_leave_its_range(client, body):
+    """Found by fuzzing: a huge advance was a 500, and a clock set near year 9999 broke every later
+    request (expiries past datetime's range). Refused now, and the API keeps answering."""
+    response = await client.post("/_mock/clock", data=body)
+    assert response.status == 400 and (await response.json())["code"] == "InvalidParameter"
+    assert (await (await client.get("/_mock/clock")).json())["now"] == "2026-11-25T02:00:00+00:00"
+    status, created = await create(client)
+    assert status == 200
+    assert (await query(client, created["output"]["task_id"]))["output"]["task_status"] == "PENDING"
+
+
 async def test_same_seed_same_task_ids_after_reset(client):
     first = (await create(client))[1]["output"]["task_id"]
     await client.post("/_mock/reset")

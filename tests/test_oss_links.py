@@ -294,3 +294,62 @@ async def test_literal_dot_dot_never_reaches_a_file(client, planted, target):
 async def test_unsigned_traversal_is_refused_before_any_lookup(client, planted):
     response = await client.get(URL(f"/{BJ_BUCKET}/%2e%2e/%2e%2e/inside-data.txt", encoded=True))
     await oss_error(response, 403, "AccessDenied", "0003-00000001")
+
+
+# --- found by fuzzing (tests/test_fuzz.py) -------------------------------------------------------
+@pytest.mark.parametrize("header", ["bytes=0-999999999", "bytes=999999999-", "bytes=-999999999",
+                                    "bytes=5-2", "bytes=-0", "bytes=-", "byte=0-9", "bytes=x-y",
+                                    "bytes=٠-٩", "items=0-9", ""])
+async def test_a_range_oss_cannot_serve_gives_the_whole_object(client, header):
+    """OSS ignores a malformed or out-of-range Range and answers 200 with the whole object (aiohttp
+    alone answered 416 with an empty body, or a DashScope JSON 400)."""
+    link = await succeeded_task(client)
+    response = await client.get(URL(link["path_qs"], encoded=True), headers={"Range": header})
+    assert response.status == 200, await response.read()
+    assert "Content-Range" not in response.headers
+    assert await response.read() == link["file"].read_bytes()
+
+
+async def test_of_several_ranges_oss_serves_the_first(client):
+    link = await succeeded_task(client)
+    size = link["file"].stat().st_size
+    response = await client.get(URL(link["path_qs"], encoded=True),
+                                headers={"Range": "bytes=10-19,30-39"})
+    assert response.status == 206
+    assert response.headers["Content-Range"] == f"bytes 10-19/{size}"
+    assert await response.read() == link["file"].read_bytes()[10:20]
+    last = await client.get(URL(link["path_qs"], encoded=True), headers={"Range": "bytes=-5"})
+    assert last.status == 206 and await last.read() == link["file"].read_bytes()[-5:]
+
+
+async def test_a_non_ascii_signature_is_a_mismatch_not_a_500(client):
+    link = await succeeded_task(client)
+    response = await client.get(with_query(link, Signature="é" + link["query"]["Signature"]))
+    await oss_error(response, 403, "SignatureDoesNotMatch", "0002-00000040")
+
+
+@pytest.mark.parametrize("method, path, resource", [
+    ("DELETE", "/dashscope-result-bj/some/key.mp4", "Object"),
+    ("PUT", "/dashscope-result-sg/k", "Object"),
+    ("GET", "/dashscope-file-bj", "BUCKET"),
+    ("TRACE", "/dashscope-file-sg", "BUCKET"),
+])
+async def test_a_method_a_bucket_does_not_serve_gets_oss_405(client, method, path, resource):
+    """Under the OSS buckets OSS answers, not DashScope: its documented 405 MethodNotAllowed."""
+    response = await client.request(method, path)
+    assert response.status == 405
+    assert response.content_type == "application/xml"
+    root = ElementTree.fromstring(await response.text())
+    elements = {child.tag: child.text for child in root}
+    assert (elements["Code"], elements["Message"]) == (
+        "MethodNotAllowed", "The specified method is not allowed against this resource.")
+    assert (elements["ResourceType"], elements["Method"]) == (resource, method)
+    assert elements["RequestId"] == response.headers["x-oss-request-id"]
+    assert response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/dashscope-result-bj", "/dashscope-result-bj/",
+                                  "/dashscope-file-bj/some/key.png"])
+async def test_an_unserved_path_under_a_bucket_gets_oss_access_denied(client, path):
+    response = await client.get(path)
+    await oss_error(response, 403, "AccessDenied", "0003-00000001")

@@ -373,3 +373,39 @@ def test_v2_client_uploads_absolute_file_paths(live_server, tmp_path):
     video = requests.get(done.output["video_url"], timeout=30)
     assert video.status_code == 200
     assert_clip(video.content, first=FIRST, last=LAST, resolution="480P")
+
+
+# --- found by fuzzing (tests/test_fuzz.py) -------------------------------------------------------
+MALFORMED = "The body of your POST request is not well-formed multipart/form-data."
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data", b"key=x"),                                  # no boundary at all
+    ("multipart/form-data; boundary=abc", b"--xyz\r\n\r\nnot a part"),  # not the boundary sent
+    ("multipart/form-data; boundary=abc",                               # a field cut short
+     b'--abc\r\nContent-Disposition: form-data; name="key"\r\n\r\nvalue'),
+    ("multipart/form-data; boundary=abc",                               # unknown part encoding
+     b'--abc\r\nContent-Disposition: form-data; name="key"\r\nContent-Encoding: br2\r\n\r\nv\r\n'
+     b"--abc--\r\n"),
+])
+async def test_a_malformed_form_is_an_oss_400_not_a_500(client, content_type, body):
+    policy = await get_policy(client)
+    response = await client.post(urlsplit(policy["upload_host"]).path, data=body,
+                                 headers={"Content-Type": content_type})
+    await oss_error(response, 400, "InvalidArgument", MALFORMED)
+
+
+async def test_a_file_part_cut_short_is_an_oss_400_and_stores_nothing(client):
+    policy = await get_policy(client)
+    body, headers = sdk_form(policy, "cut.png", FIRST)
+    cut = body[:body.rindex(b"\r\n--")]  # no closing delimiter after the file
+    response = await client.post(urlsplit(policy["upload_host"]).path, data=cut, headers=headers)
+    await oss_error(response, 400, "InvalidArgument", MALFORMED)
+    uploads = client.emulator.oss.root / "uploads"
+    assert not [p for p in uploads.rglob("*") if p.is_file()]
+
+
+async def test_a_non_ascii_form_signature_is_a_mismatch_not_a_500(client):
+    policy = await get_policy(client)
+    response = await upload(client, policy, "first.png", FIRST, Signature="签名")
+    await oss_error(response, 403, "SignatureDoesNotMatch", SIGNATURE_MESSAGE)
