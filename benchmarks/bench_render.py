@@ -41,7 +41,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mock_server.media.render import CRF, DEFAULT_PRESET, FPS, NUM_FRAMES, RenderRequest, render_clip  # noqa: E402
+from mock_server.media.render import (  # noqa: E402
+    CRF,
+    DEFAULT_PRESET,
+    FPS,
+    NUM_FRAMES,
+    RenderRequest,
+    render_clip,
+)
 from mock_server.media.sizing import output_size  # noqa: E402
 from mock_server.media.yuv import decode_image, fit_cover, rgb_to_yuv420p  # noqa: E402
 

@@ -5,7 +5,7 @@ emulator for M minutes, then a report. Nothing acknowledged may be lost.
     python benchmarks/soak.py --clients 2 --minutes 0.25 --json report.json -- --no-quotas
 
 Arguments after ``--`` go to ``kf2v-mock serve`` unchanged. The emulator runs as its own process
-(``python -m mock_server serve`` on free ports, ``--ready-file``, the ``fast`` timing profile), so
+(``kf2v-mock serve`` through ``ServeProcess``: free ports, the ``fast`` timing profile), so
 its RSS is measured alone. Each client thread has its own key (its own account) and loops: create
 with ``VideoSynthesis.async_call`` (every ``--upload-every``-th task from local files, which the SDK
 uploads through the temporary-upload flow; the others as data URLs), poll with
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,6 +39,7 @@ import requests  # noqa: E402
 from dashscope import VideoSynthesis  # noqa: E402
 
 from fixtures.frames import frame_bytes, frame_data_url  # noqa: E402
+from mock_server.testing.serve_process import ServeError, ServeProcess  # noqa: E402
 
 MODEL, RESOLUTION = "wan2.2-kf2v-flash", "480P"
 PROMPTS = ["a cat turns into a dog", "日出时分的城市天际线，镜头缓缓推进", "waves roll onto a beach at dusk",
@@ -98,34 +98,13 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[index], 2)
 
 
-def start_emulator(workdir: Path, keys: list[str], extra: list[str]) -> tuple[subprocess.Popen,
-                                                                                dict[str, str]]:
-    ready = workdir / "ready.json"
-    command = [sys.executable, "-m", "mock_server", "serve", "--beijing-port", "0",
-               "--singapore-port", "0", "--ready-file", str(ready), "--data-dir",
-               str(workdir / "data"), "--timing", "fast", "--quiet"]
-    for key in keys:
-        command += ["--api-key", f"cn-beijing={key}"]
-    command += extra
-    log = open(workdir / "emulator.log", "wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"emulator did not start; see {workdir / 'emulator.log'}:\n"
-                             + (workdir / "emulator.log").read_text()[-2000:])
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text())
-
-
-def stop_emulator(process: subprocess.Popen) -> int | None:
-    process.terminate()
+def start_emulator(workdir: Path, keys: list[str], extra: list[str]) -> ServeProcess:
+    flags = ["--timing", "fast", *(f for key in keys for f in ("--api-key", f"cn-beijing={key}")),
+             *extra]
     try:
-        return process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return process.wait(10)
+        return ServeProcess(*flags, data_dir=workdir / "data", workdir=workdir, cwd=ROOT).start()
+    except ServeError as exc:
+        raise SystemExit(f"emulator did not start: {exc}") from None
 
 
 class Client(threading.Thread):
@@ -243,7 +222,8 @@ def soak(args: argparse.Namespace, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="kf2v-soak-") as tmp:
         workdir = Path(tmp)
         keys = [f"sk-soak-{i}" for i in range(args.clients)]
-        process, urls = start_emulator(workdir, keys, extra)
+        server = start_emulator(workdir, keys, extra)
+        process, urls = server.process, server.urls
         try:
             dashscope.base_http_api_url = urls["cn-beijing"]
             rss_start = rss_kb(process.pid)
@@ -269,7 +249,7 @@ def soak(args: argparse.Namespace, extra: list[str]) -> dict:
             known = server_task_ids(urls["cn-beijing"])
             rss_end = rss_kb(process.pid)
         finally:
-            exit_code = stop_emulator(process)
+            exit_code = server.stop()
     acknowledged = set(stats.acknowledged)
     # Lost: acknowledged, and neither completed (SUCCEEDED + MP4 downloaded) nor ended FAILED or
     # CANCELED; or acknowledged and unknown to the emulator.

@@ -16,8 +16,8 @@ import pytest
 
 from contract import parity
 from contract.snapshots import Snapshots
-from contract.targets import (BEIJING, EMULATOR_KEYS, REAL_BASE, SINGAPORE, Api, EmulatorProcess,
-                              Target, observe)
+from contract.targets import BEIJING, EMULATOR_KEYS, REAL_BASE, SINGAPORE, Api, Target, observe
+from mock_server.testing.serve_process import ServeProcess
 
 HERE = Path(__file__).parent
 _real_results: dict[str, str] = {}
@@ -69,7 +69,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 # --- the target ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def target(request) -> Target:
+def target(request, tmp_path_factory) -> Target:
     region = request.config.getoption("--region")
     if request.config.getoption("--target") == "real":
         key = os.environ.get("DASHSCOPE_API_KEY")
@@ -80,14 +80,15 @@ def target(request) -> Target:
         yield Target("real", region, REAL_BASE[region], key, REAL_BASE[other])
         return
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    process = EmulatorProcess("--seed", "0")
+    process = ServeProcess("--seed", "0", data_dir=tmp_path_factory.mktemp("contract-data")).start()
     other = SINGAPORE if region == BEIJING else BEIJING
-    target = Target("emulator", region, process.base_urls[region], EMULATOR_KEYS[region],
-                    process.base_urls[other])
+    target = Target("emulator", region, process.urls[region], EMULATOR_KEYS[region],
+                    process.urls[other])
     target.session.trust_env = False
     target.freeze()  # time moves only when a test moves it
     yield target
     process.stop()
+    process.cleanup()
 
 
 @pytest.fixture(autouse=True)

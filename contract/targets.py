@@ -1,5 +1,5 @@
-"""What the parity suite talks to: the emulator (a ``kf2v-mock serve`` subprocess it starts itself)
-or the real service. Tests see one ``Target`` either way; only the emulator offers its clock.
+"""What the parity suite talks to: the emulator (a ``kf2v-mock serve`` subprocess it starts itself,
+``mock_server.testing.serve_process.ServeProcess``) or the real service. Tests see one ``Target`` either way; only the emulator offers its clock.
 
 Every JSON answer that comes back through ``Api`` is validated against contract/openapi.yaml on the
 spot, so a real-service answer outside the contract fails as loudly as an emulator one would.
@@ -7,15 +7,9 @@ spot, so a real-service answer outside the contract fails as loudly as an emulat
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -32,39 +26,6 @@ CHEAPEST = {BEIJING: ("wan2.2-kf2v-flash", "480P"), SINGAPORE: ("wan2.1-kf2v-plu
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 # The documented sample prompt ([SEED]), so orig_prompt matches the documented example verbatim.
 DOC_PROMPT = "写实风格，一只黑色小猫好奇地看向天空，镜头从平视逐渐上升，最后俯拍小猫好奇的眼神。"
-
-
-class EmulatorProcess:
-    """``python -m mock_server serve`` on free ports; ``base_urls`` once its ready file appears."""
-
-    def __init__(self, *args: str):
-        self.dir = tempfile.TemporaryDirectory(prefix="kf2v-contract-")
-        ready = Path(self.dir.name) / "ready.json"
-        env = {**os.environ, "NO_PROXY": "127.0.0.1,localhost"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "serve", "--beijing-port", "0",
-             "--singapore-port", "0", "--ready-file", str(ready), "--quiet",
-             "--data-dir", str(Path(self.dir.name) / "data"), *args],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError("kf2v-mock serve exited: " + self.process.stderr.read().decode())
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("kf2v-mock serve did not become ready in 60 s")
-            time.sleep(0.05)  # waiting for another process to start, not for emulator state
-        self.base_urls: dict[str, str] = json.loads(ready.read_text())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self.process.stderr.close()
-        self.dir.cleanup()
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The aiohttp application factory and the two-listener server."""
+"""The aiohttp application factory (middlewares, every package's routes, long-lived resources in
+``cleanup_ctx``) and the two-listener server."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from .admin_access import admin_access
-from .appkeys import EMULATOR
-from .body_limits import body_limit
+from .admin import routes as admin_routes
+from .admin.access import admin_access
+from .api import routes as api_routes
+from .api.image_fetch import guarded_session
 from .config import Settings
 from .emulator import Emulator
-from .media.fetch import guarded_session
-from .middleware import request_context, traffic
-from .regions import BEIJING, SINGAPORE
-from .responses import HTTP_SESSION
-from .urls import setup_routes
+from .oss import routes as oss_routes
+from .pipeline.body_limit import body_limit
+from .pipeline.context import request_context
+from .pipeline.keys import EMULATOR, HTTP_SESSION
+from .pipeline.shaping import traffic_shaping
+from .tasks.regions import BEIJING, SINGAPORE
 
 log = logging.getLogger("kf2v_mock")
 SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the clock runs
@@ -30,19 +33,23 @@ CHECKPOINT_EVERY = 5  # sweeps between store checkpoints (in a worker thread: th
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
     settings = settings or (emulator.settings if emulator else Settings())
-    app = web.Application(middlewares=[request_context, admin_access, body_limit, traffic],
+    # Outermost first: every request gets an id and a region, /_mock/ its access check, bodies their
+    # cap, and API/OSS requests their traffic shaping (scenarios, quotas, faults), in that order.
+    app = web.Application(middlewares=[request_context, admin_access, body_limit, traffic_shaping],
                           client_max_size=settings.max_body_bytes)
     app[EMULATOR] = emulator or Emulator(settings)
     # Started first and cleaned up last: nothing may use the emulator after it is closed.
     app.cleanup_ctx.append(_emulator_lifetime)
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_expiry_sweeper)
-    setup_routes(app)
+    api_routes.setup_routes(app)
+    admin_routes.setup_routes(app)
+    oss_routes.setup_routes(app)  # last: it ends with a catch-all under its buckets
     return app
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
-    # Image downloads, under the URL address rules (media/fetch.py).
+    # Image downloads, under the URL address rules (api/image_fetch.py).
     async with guarded_session(app[EMULATOR].settings.image_url_rules()) as session:
         app[HTTP_SESSION] = session
         yield

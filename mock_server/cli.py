@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .accounts import KeySpec
 from .app import base_urls, create_app, start_server
-from .appkeys import EMULATOR
 from .config import Settings
-from .regions import BEIJING, REGIONS, SINGAPORE
-from .sqlite_store import DataDirError
-from .timing import PROFILES
+from .pipeline.keys import EMULATOR
+from .store.sqlite import DataDirError
+from .tasks.accounts import KeySpec
+from .tasks.regions import BEIJING, REGIONS, SINGAPORE
+from .tasks.timelines import PROFILES
 
 log = logging.getLogger("kf2v_mock")
 RUN_USAGE = "kf2v-mock run [--region REGION] [serve flags ...] -- COMMAND [ARG ...]"

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .accounts import KeySpec
-from .journal import DEFAULT_SIZE as JOURNAL_SIZE
-from .media.fetch import UrlRules
-from .media.intake import DOWNLOAD_TIMEOUT_SECONDS
-from .quotas import POLICY_QPS, QUERY_QPS
+from .api.image_fetch import UrlRules
+from .api.image_intake import DOWNLOAD_TIMEOUT_SECONDS
+from .tasks.accounts import KeySpec
+from .traffic.journal import DEFAULT_SIZE as JOURNAL_SIZE
+from .traffic.quotas import POLICY_QPS, QUERY_QPS
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     # Image URL downloads give up after this many seconds (400 "...timed out..." at submit).
     download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS
-    # Rate quotas like the real service (quotas.py); off: no 429s from rates, ever.
+    # Rate quotas like the real service (traffic/quotas.py); off: no 429s from rates, ever.
     quotas: bool = True
     # None: each model's documented submit rate (2 per second per account).
     submit_rps: int | None = None
@@ -47,12 +47,12 @@ class Settings:
     # In-band scenarios (X-Mock-Scenario header, [mock:<name>] prompt directive); off: ignored.
     scenarios: bool = True
     journal_size: int = JOURNAL_SIZE
-    # Image URL address rules (media/fetch.py; README "Isolation and safety"): private ranges are
+    # Image URL address rules (api/image_fetch.py; README "Isolation and safety"): private ranges are
     # refused unless allowed; loopback is allowed unless denied (fixtures served on this machine).
     allow_private_image_urls: bool = False
     allow_loopback_image_urls: bool = True
     # /_mock/ answers loopback peers only; with a token, other peers that send it in
-    # X-Mock-Admin-Token too (admin_access.py).
+    # X-Mock-Admin-Token too (admin/access.py).
     admin_token: str | None = None
 
     def image_url_rules(self) -> UrlRules:

@@ -16,20 +16,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from .accounts import KeyRing
-from .clock import VirtualClock
 from .config import Settings
-from .faults import FaultEngine
-from .journal import Journal
-from .models import Task
-from .oss import OssSigner
-from .quotas import Quotas
-from .regions import BEIJING, REGIONS
-from .service import TaskService
-from .sqlite_store import SqliteStore
-from .store import InMemoryStore, Store
-from .synthesis import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synthesizer,
-                        remove_partial_files)
+from .oss.signing import OssSigner
+from .store.memory import InMemoryStore
+from .store.sqlite import SqliteStore
+from .tasks.accounts import KeyRing
+from .tasks.clock import VirtualClock
+from .tasks.models import Task
+from .tasks.regions import BEIJING, REGIONS
+from .tasks.rendering import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synthesizer,
+                              remove_partial_files)
+from .tasks.service import TaskService
+from .tasks.store_interface import Store
+from .traffic.faults import FaultEngine
+from .traffic.journal import Journal
+from .traffic.quotas import Quotas
 
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"

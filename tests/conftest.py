@@ -13,10 +13,10 @@ from hypothesis import settings as hypothesis_settings
 
 from fixtures.frames import frame_data_url
 from mock_server.app import create_app
-from mock_server.appkeys import EMULATOR
 from mock_server.config import Settings
-from mock_server.embedded import EmbeddedServer
-from mock_server.errors import CATALOGUE
+from mock_server.pipeline.keys import EMULATOR
+from mock_server.tasks.errors import CATALOGUE
+from mock_server.testing.embedded import EmbeddedServer
 from tests import contract_check
 
 # Property tests draw the same examples on every run (the suite is deterministic).

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from aiohttp import ClientSession, web
 
-from mock_server.admin_access import TOKEN_HEADER, admin_allowed, is_loopback_peer
+from mock_server.admin.access import TOKEN_HEADER, admin_allowed, is_loopback_peer
 from mock_server.app import create_app, start_server
-from mock_server.appkeys import EMULATOR
+from mock_server.pipeline.keys import EMULATOR
 from tests.conftest import assert_error, auth, create
 from tests.conftest import test_settings as settings_for
 from tests.netutil import local_non_loopback_address

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from mock_server import EMULATOR_HEADER
-from mock_server.accounts import KeySpec
+from mock_server.tasks.accounts import KeySpec
 from tests.conftest import (BJ_KEY, CREATE, SG_HOST, SG_KEY, UUID, assert_error, auth, create,
                             create_headers, kf2v_body, query)
 
@@ -307,7 +307,7 @@ async def test_succeeded_only_once_the_clip_is_fully_written(client, monkeypatch
     """Past its end on the clock, a task whose clip is still being encoded keeps reporting RUNNING."""
     import threading
 
-    from mock_server import synthesis
+    from mock_server.tasks import rendering as synthesis
 
     release = threading.Event()
     real_render = synthesis.render_clip
@@ -330,7 +330,7 @@ async def test_succeeded_only_once_the_clip_is_fully_written(client, monkeypatch
 
 
 async def test_a_failed_render_fails_the_task_not_the_server(client, monkeypatch):
-    from mock_server import synthesis
+    from mock_server.tasks import rendering as synthesis
 
     def broken_render(request, out):
         raise RuntimeError("ffmpeg exploded")

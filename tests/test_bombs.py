@@ -12,8 +12,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from fixtures.frames import data_url, frame_bytes
-from mock_server.media.intake import inspect_image
-from mock_server.errors import DashScopeError
+from mock_server.api.image_intake import inspect_image
+from mock_server.tasks.errors import DashScopeError
 from tests.test_intake import body_with, refused
 
 

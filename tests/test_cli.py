@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mock_server.accounts import KeySpec
 from mock_server.cli import build_parser, settings_from_args
-
-
-def wait_for_file(path: Path, process: subprocess.Popen, deadline: float = 30.0) -> dict:
-    """Wait for another process to write its ready file (an external event, not a virtual state)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if path.exists():
-            return json.loads(path.read_text())
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited early: {process.stderr.read()}")
-        time.sleep(0.05)
-    raise AssertionError("ready file never appeared")
+from mock_server.tasks.accounts import KeySpec
+from mock_server.testing.serve_process import ServeProcess
 
 
 def get_json(url: str, key: str | None = None) -> tuple[int, dict]:
@@ -39,14 +26,11 @@ def get_json(url: str, key: str | None = None) -> tuple[int, dict]:
 
 
 def test_serve_on_free_ports_writes_ready_file_and_stops_cleanly(tmp_path):
-    ready = tmp_path / "ready.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mock_server", "serve", "--beijing-port", "0", "--singapore-port", "0",
-         "--ready-file", str(ready), "--api-key", "ap-southeast-1=sk-sg-test", "--seed", "7"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_PROXY": "127.0.0.1"})
+    server = ServeProcess("--api-key", "ap-southeast-1=sk-sg-test", "--seed", "7", quiet=False,
+                          workdir=tmp_path).start()
     try:
-        urls = wait_for_file(ready, process)
-        assert set(urls) == {"cn-beijing", "ap-southeast-1"}
+        urls = json.loads(server.ready_file.read_text())
+        assert urls == server.urls and set(urls) == {"cn-beijing", "ap-southeast-1"}
         for region, base in urls.items():
             assert base.startswith("http://127.0.0.1:") and base.endswith("/api/v1")
             status, health = get_json(base.removesuffix("/api/v1") + "/_mock/health")
@@ -59,11 +43,10 @@ def test_serve_on_free_ports_writes_ready_file_and_stops_cleanly(tmp_path):
         status, body = get_json(urls["cn-beijing"] + "/tasks/abc", "sk-sg-test")
         assert (status, body["code"]) == (401, "InvalidApiKey")
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0
+        exit_status = server.stop()
+    assert exit_status == 0
     # One log line per request, with its request_id.
-    assert stderr.count("request_id=") >= 5
+    assert server.logs().count("request_id=") >= 5
 
 
 def test_command_line_names_and_key_syntax():
@@ -85,7 +68,7 @@ CHILD = '''
 import json, os, sys, urllib.request
 from dashscope import VideoSynthesis
 sys.path.insert(0, {repo!r})
-from mock_server.samples import frame_pair
+from mock_server.testing.samples import frame_pair
 
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({{}}))
 root = os.environ["DASHSCOPE_HTTP_BASE_URL"].removesuffix("/api/v1")

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from mock_server.clock import ClockError, VirtualClock
+from mock_server.tasks.clock import ClockError, VirtualClock
 from tests.conftest import T0
 
 

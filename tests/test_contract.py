@@ -14,7 +14,7 @@ from openapi_spec_validator import validate
 
 from contract import parity
 from contract.schema import load_contract
-from mock_server import views
+from mock_server.api import task_json as views
 from tests import contract_check
 from tests.conftest import BJ_KEY, auth, create
 
@@ -95,7 +95,7 @@ async def test_an_answer_outside_the_contract_is_recorded_against_the_test(clien
     def with_extra_field(*args, **kwargs):
         return {**real_task_body(*args, **kwargs), "debug": True}
 
-    monkeypatch.setattr("mock_server.responses.task_body", with_extra_field)
+    monkeypatch.setattr("mock_server.api.handlers.task_body", with_extra_field)
     response = await client.get(f"/api/v1/tasks/{body['output']['task_id']}", headers=auth(BJ_KEY))
     assert response.status == 200
     violations = contract_check.take_violations()  # taken here, so this test itself passes

@@ -9,10 +9,9 @@ import asyncio
 import aiohttp
 import pytest
 
-from mock_server.errors import CATALOGUE, default_name_for_code, example_message
-from mock_server.store import InMemoryStore
-from tests.conftest import (BJ_KEY, SG_HOST, SG_KEY, assert_error, auth, create, kf2v_body,
-                            query)
+from mock_server.store.memory import InMemoryStore
+from mock_server.tasks.errors import CATALOGUE, default_name_for_code, example_message
+from tests.conftest import BJ_KEY, SG_HOST, SG_KEY, assert_error, auth, create, kf2v_body, query
 
 
 async def add_fault(client, body: dict, status: int = 200) -> dict:

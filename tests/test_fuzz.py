@@ -27,16 +27,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth,
-                                               missing_required_header,
-                                               negative_data_rejection,
-                                               response_schema_conformance,
-                                               status_code_conformance)
+                                               missing_required_header, negative_data_rejection,
+                                               response_schema_conformance, status_code_conformance)
 
 from contract.schema import CONTRACT_PATH, load_contract
 from fixtures.frames import frame_data_url
 from mock_server.config import Settings
-from mock_server.embedded import EmbeddedServer
-from mock_server.regions import BEIJING, REGIONS
+from mock_server.tasks.regions import BEIJING, REGIONS
+from mock_server.testing.embedded import EmbeddedServer
 from tests import contract_check
 from tests.conftest import BJ_KEY, UUID
 

@@ -1,10 +1,11 @@
 """Whatever bytes arrive as an image, inspection answers with a catalogue error, never a crash."""
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures.frames import frame_bytes
-from mock_server.errors import DashScopeError
-from mock_server.media.intake import inspect_image
+from mock_server.api.image_intake import inspect_image
+from mock_server.tasks.errors import DashScopeError
 
 SEEDS = {fmt: frame_bytes(320, 240, seed=9, fmt=fmt) for fmt in ("PNG", "JPEG", "BMP", "WEBP")}
 

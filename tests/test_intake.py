@@ -13,7 +13,7 @@ from aiohttp import web
 from fixtures import frames
 from fixtures.frames import data_url, frame_bytes, frame_data_url
 from mock_server.media.sizing import output_size
-from mock_server.errors import CATALOGUE
+from mock_server.tasks.errors import CATALOGUE
 from tests.conftest import assert_catalogue_error, create, kf2v_body, query
 
 PNG_LAST = frame_data_url(320, 240, seed=2)

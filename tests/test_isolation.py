@@ -8,10 +8,11 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
-from mock_server.accounts import KeySpec
+from mock_server.tasks.accounts import KeySpec
 from tests.conftest import SG_HOST, auth, create, create_headers, kf2v_body, query
 from tests.test_oss_links import oss_error, succeeded_task
 

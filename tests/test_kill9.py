@@ -9,10 +9,6 @@ condition with a deadline, never by sleeping a fixed time.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import pytest
+
 from fixtures.frames import data_url, frame_bytes, too_small
+from mock_server.testing.serve_process import ServeError, ServeProcess
 from tests.conftest import BJ_KEY, CREATE
 from tests.media_checks import assert_clip
 
@@ -44,26 +43,14 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 90.0) -
 
 
 class Serve:
-    """One ``python -m mock_server serve`` process on ``data_dir``."""
+    """One ``kf2v-mock serve`` process on ``data_dir`` (a ``ServeProcess``), with the requests these
+    tests send."""
 
     def __init__(self, data_dir: Path, *extra: str):
-        self.ready_file = data_dir.parent / "ready.json"
-        self.ready_file.unlink(missing_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mock_server", "serve", "--data-dir", str(data_dir),
-             "--beijing-port", "0", "--singapore-port", "0", "--ready-file", str(self.ready_file),
-             "--quiet", "--no-quotas", *extra],  # quotas are not what these tests are about
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        urls = wait_until(self._ready, "the ready file", timeout=60)
-        self.base = urls["cn-beijing"].removesuffix("/api/v1")
-
-    def _ready(self) -> dict | None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"serve exited early: {self.process.stderr.read()}")
-        try:
-            return json.loads(self.ready_file.read_text())
-        except (FileNotFoundError, ValueError):
-            return None
+        # Quotas are not what these tests are about.
+        self.process = ServeProcess("--no-quotas", *extra, data_dir=data_dir,
+                                    workdir=data_dir.parent).start()
+        self.base = self.process.root_url("cn-beijing")
 
     def request(self, method: str, path: str, body: dict | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -103,14 +90,10 @@ class Serve:
                           f"{task_id} to be {status}")
 
     def kill9(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.process.stderr.close()
+        self.process.kill()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.communicate(timeout=60)
+        self.process.stop(timeout=60)
 
 
 def download(url: str) -> bytes:
@@ -246,11 +229,10 @@ def test_a_running_clock_continues_after_a_kill_and_never_goes_back(tmp_path):
         before = server.clock()
         assert before["frozen"] is False and instant(before) >= datetime.fromisoformat(set_to)
         # A second process on the same data dir is refused (it would hand out the same ids).
-        second = subprocess.run(
-            [sys.executable, "-m", "mock_server", "serve", "--data-dir", str(data_dir),
-             "--beijing-port", "0", "--singapore-port", "0"],
-            capture_output=True, text=True, timeout=60)
-        assert second.returncode == 1 and "in use by another kf2v-mock" in second.stderr
+        second = ServeProcess(data_dir=data_dir, workdir=tmp_path / "second", quiet=False)
+        with pytest.raises(ServeError):
+            second.start()
+        assert second.process.returncode == 1 and "in use by another kf2v-mock" in second.logs()
         server.kill9()
     finally:
         server.stop()

@@ -27,18 +27,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
-from hypothesis import event, settings, strategies as st
+from hypothesis import event, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
 from fixtures.frames import data_url, frame_data_url, too_small
 from mock_server.app import create_app
-from mock_server.appkeys import EMULATOR
-from mock_server.models import (CANCELED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED, TASK_TTL,
-                                UNKNOWN)
-from mock_server.regions import REGIONS
-from mock_server.timefmt import task_time
+from mock_server.pipeline.keys import EMULATOR
+from mock_server.tasks.models import (CANCELED, FAILED, PENDING, RUNNING, STATUSES, SUCCEEDED,
+                                      TASK_TTL, UNKNOWN)
+from mock_server.tasks.regions import REGIONS
+from mock_server.tasks.timestamps import task_time
 from tests import contract_check
-from tests.conftest import CREATE, auth, create_headers, test_settings as settings_for
+from tests.conftest import CREATE, auth, create_headers
+from tests.conftest import test_settings as settings_for
 from tests.media_checks import top_level_boxes
 
 # Where each status may be observed next, the clock having moved any amount (UNKNOWN aside).

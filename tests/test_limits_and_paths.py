@@ -10,9 +10,11 @@ from xml.etree import ElementTree
 import pytest
 from yarl import URL
 
-from mock_server import responses
+from mock_server.api import handlers as api_handlers
 from mock_server.config import Settings
-from mock_server.oss_handlers import MAX_FORM_FIELDS_BYTES
+from mock_server.oss import handlers as oss_handlers
+from mock_server.oss.handlers import MAX_FORM_FIELDS_BYTES
+from mock_server.tasks.regions import REGIONS
 from tests.conftest import CREATE, assert_catalogue_error, auth, create, create_headers, kf2v_body
 from tests.test_oss_links import BJ_BUCKET, FAR_FUTURE, oss_error, planted  # noqa: F401 (fixture)
 from tests.test_uploads import EC_POLICY, FIRST, get_policy, sdk_form, upload
@@ -95,7 +97,9 @@ async def test_the_upload_host_is_not_under_the_api_cap_but_under_the_policys(ma
     response = await upload(client, policy, "first.png", FIRST)
     assert response.status == 200
     # A form declaring more than the largest policy allows is refused before it is read.
-    monkeypatch.setattr(responses, "UPLOAD_MAX_BYTES", 1024)
+    # The largest grant getPolicy hands out, and the form cap of the upload host that follows it.
+    monkeypatch.setattr(api_handlers, "UPLOAD_MAX_BYTES", 1024)
+    monkeypatch.setattr(oss_handlers, "UPLOAD_MAX_BYTES", 1024)
     small = await get_policy(client)
     body, headers = sdk_form(small, "big.bin", b"\x01" * (MAX_FORM_FIELDS_BYTES + 2048))
     response = await client.post(urlsplit(small["upload_host"]).path, data=body, headers=headers)
@@ -118,8 +122,7 @@ async def test_form_fields_before_the_file_are_capped(client):
 async def test_a_grant_is_for_its_regions_upload_bucket_only(client):
     policy = await get_policy(client)
     body, headers = sdk_form(policy, "first.png", FIRST)
-    other = "/" + next(r.upload_bucket for r in __import__("mock_server.regions").regions
-                       .REGIONS.values() if r.name != "cn-beijing")
+    other = "/" + next(r.upload_bucket for r in REGIONS.values() if r.name != "cn-beijing")
     assert other != urlsplit(policy["upload_host"]).path
     response = await client.post(other, data=body, headers=headers)
     await oss_error(response, 403, "AccessDenied", EC_POLICY)

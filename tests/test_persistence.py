@@ -10,14 +10,14 @@ from datetime import timedelta
 import pytest
 
 from mock_server.app import create_app
-from mock_server.appkeys import EMULATOR
-from mock_server.clock import VirtualClock
 from mock_server.cli import build_parser, settings_from_args
 from mock_server.config import Settings
 from mock_server.emulator import Emulator
-from mock_server.models import Failure, Task, TaskSpec, Upload, UploadPolicy
-from mock_server.sqlite_store import DB_NAME, DataDirError, SqliteStore
-from mock_server.store import InMemoryStore
+from mock_server.pipeline.keys import EMULATOR
+from mock_server.store.memory import InMemoryStore
+from mock_server.store.sqlite import DB_NAME, DataDirError, SqliteStore
+from mock_server.tasks.clock import VirtualClock
+from mock_server.tasks.models import Failure, Task, TaskSpec, Upload, UploadPolicy
 from tests import contract_check
 from tests.conftest import T0, create, kf2v_body, query
 from tests.conftest import test_settings as settings_for

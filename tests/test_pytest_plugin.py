@@ -15,7 +15,7 @@ import pytest
 from dashscope import VideoSynthesis
 from dashscope.aigc.video_synthesis import AioVideoSynthesis
 
-from mock_server.samples import frame_pair
+from mock_server.testing.samples import frame_pair
 
 pytest_plugins = ["pytester"]
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -145,7 +145,7 @@ def test_kf2v_frames_fixture(kf2v_frames, tmp_path):
 
 def test_importing_the_plugin_is_cheap():
     """Every pytest run in an environment with kf2v-mock imports it: no server, SDK or images."""
-    code = ("import sys, mock_server.pytest_plugin; "
+    code = ("import sys, mock_server.testing.pytest_plugin; "
             "print(sorted(m for m in ('aiohttp', 'PIL', 'dashscope', 'faker', 'numpy') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
@@ -154,7 +154,7 @@ def test_importing_the_plugin_is_cheap():
 # --- fresh sessions through pytester --------------------------------------------------------------
 HELPERS = '''
 import json, urllib.request
-from mock_server.samples import frame_pair
+from mock_server.testing.samples import frame_pair
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -261,7 +261,7 @@ def test_xdist_gives_each_worker_its_own_emulator(pytester, monkeypatch):
 def test_the_plugin_is_registered_through_the_entry_point():
     from importlib.metadata import entry_points
     (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "kf2v-mock"]
-    assert plugin.value == "mock_server.pytest_plugin"
+    assert plugin.value == "mock_server.testing.pytest_plugin"
 
 
 def test_wait_for_refuses_a_status_that_does_not_exist(kf2v):
@@ -272,7 +272,7 @@ def test_wait_for_refuses_a_status_that_does_not_exist(kf2v):
 def test_kf2v_settings_overrides_the_servers_settings(pytester):
     pytester.makeconftest('''
         import pytest
-        from mock_server.accounts import KeySpec
+        from mock_server.tasks.accounts import KeySpec
 
         @pytest.fixture(scope="session")
         def kf2v_settings():

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from mock_server.samples import frame_pair
+from mock_server.testing.samples import frame_pair
 
 pytest_plugins = ["pytester"]
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

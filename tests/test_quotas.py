@@ -9,10 +9,10 @@ import pytest
 
 from mock_server.cli import build_parser, settings_from_args
 from mock_server.config import Settings
-from mock_server.errors import markdown_table
-from mock_server.journal import Journal
-from mock_server.quotas import POLICY_QPS, QUERY_QPS
-from mock_server.regions import REGIONS
+from mock_server.tasks.errors import markdown_table
+from mock_server.tasks.regions import REGIONS
+from mock_server.traffic.journal import Journal
+from mock_server.traffic.quotas import POLICY_QPS, QUERY_QPS
 from tests.conftest import (BJ_KEY, CREATE, SG_HOST, SG_KEY, assert_catalogue_error, auth, create,
                             kf2v_body, query)
 from tests.test_faults import journal, tasks
@@ -146,7 +146,7 @@ def test_the_journal_is_bounded():
 def test_docs_errors_md_is_generated_from_the_catalogue():
     path = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
     assert path.read_text() == markdown_table(), (
-        "docs/errors.md is stale: run  python -m mock_server.errors > docs/errors.md")
+        "docs/errors.md is stale: run  python -m mock_server.tasks.errors > docs/errors.md")
 
 
 def test_cli_switches_and_numbers(monkeypatch):

@@ -21,9 +21,18 @@ if str(ROOT) not in sys.path:
 
 from mock_server.media import render as R  # noqa: E402
 from mock_server.media.motion import (  # noqa: E402
-    MOVES, MovePlan, layer_boxes, move_from_prompt, plan_move,
+    MOVES,
+    MovePlan,
+    layer_boxes,
+    move_from_prompt,
+    plan_move,
 )
-from mock_server.media.render import RenderError, RenderRequest, iter_frames, render_clip  # noqa: E402
+from mock_server.media.render import (  # noqa: E402
+    RenderError,
+    RenderRequest,
+    iter_frames,
+    render_clip,
+)
 from mock_server.media.templates import TEMPLATES  # noqa: E402
 from mock_server.media.watermark import watermark_for  # noqa: E402
 
@@ -402,10 +411,9 @@ def test_output_permissions(base_clip):
 
 def test_first_and_last_frames_of_different_aspect_ratios_render(tmp_path):
     """750x1000 first frame, 320x240 last frame at 720P: float error once made a negative crop box."""
+    from fixtures.frames import frame_bytes
     from mock_server.media.render import RenderRequest, render_clip
     from mock_server.media.sizing import output_size
-
-    from fixtures.frames import frame_bytes
     from tests.media_checks import assert_clip
 
     first, last = frame_bytes(750, 1000, seed=1), frame_bytes(320, 240, seed=2)

@@ -1,4 +1,4 @@
-"""Sample data (``mock_server.samples``, re-exported by ``fixtures/``): frame pairs the emulator
+"""Sample data (``mock_server.testing.samples``, re-exported by ``fixtures/``): frame pairs the emulator
 accepts in every format, bad images refused exactly as each one says, prompts, recorded pairs."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from fixtures import frames, prompts, record
-from mock_server.errors import CATALOGUE
-from mock_server.media.intake import ACCEPTED_FORMATS, inspect_image
-from mock_server.samples import ASPECTS, BAD_IMAGES, FORMATS, frame_pair, sample_pairs
+from mock_server.api.image_intake import ACCEPTED_FORMATS, inspect_image
+from mock_server.tasks.errors import CATALOGUE
+from mock_server.testing.samples import ASPECTS, BAD_IMAGES, FORMATS, frame_pair, sample_pairs
 from tests.conftest import assert_catalogue_error, create, kf2v_body, query
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from mock_server import scenarios
-from mock_server.errors import CATALOGUE, default_name_for_code, example_message
+from mock_server.tasks.errors import CATALOGUE, default_name_for_code, example_message
+from mock_server.traffic import scenarios
 from tests.conftest import assert_error, auth, create, kf2v_body, query
 from tests.test_faults import finish, journal, link_path, tasks
 

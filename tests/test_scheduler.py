@@ -2,10 +2,11 @@
 
 from datetime import timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mock_server.models import RUNNING, Task, TaskSpec
-from mock_server.scheduler import assign_start_times
+from mock_server.tasks.models import RUNNING, Task, TaskSpec
+from mock_server.tasks.scheduler import assign_start_times
 from tests.conftest import T0
 
 SPEC = TaskSpec("wan2.2-kf2v-flash", "data:", "data:", None, None, None, "480P", 5, False, False, 1)

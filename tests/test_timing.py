@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from mock_server.timing import draw_timeline
+from mock_server.tasks.timelines import draw_timeline
 
 # sdk-wire-contract §15: the 1.x client polls right after submit (~2 ms), then at 1 s, 2 s, 4 s...
 FIRST_POLL, SECOND_POLL, THIRD_POLL, FOURTH_POLL = 0.01, 1.0, 2.0, 4.0

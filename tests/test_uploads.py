@@ -18,8 +18,9 @@ import requests
 from yarl import URL
 
 from fixtures.frames import frame_bytes
-from mock_server import responses
-from mock_server.accounts import KeySpec
+from mock_server.api import handlers as api_handlers
+from mock_server.oss import handlers as oss_handlers
+from mock_server.tasks.accounts import KeySpec
 from tests.conftest import BJ_KEY, T0, UUID, assert_catalogue_error, auth, create
 from tests.media_checks import assert_clip
 
@@ -243,7 +244,9 @@ async def test_key_outside_upload_dir(client, make_key):
 
 
 async def test_file_over_the_policy_limit(client, monkeypatch):
-    monkeypatch.setattr(responses, "UPLOAD_MAX_BYTES", 1024)
+    # The largest grant getPolicy hands out, and the form cap of the upload host that follows it.
+    monkeypatch.setattr(api_handlers, "UPLOAD_MAX_BYTES", 1024)
+    monkeypatch.setattr(oss_handlers, "UPLOAD_MAX_BYTES", 1024)
     policy = await get_policy(client)
     assert ["content-length-range", 0, 1024] in decode_policy(policy)["conditions"]
     response = await upload(client, policy, "big.bin", b"\x01" * 1025,

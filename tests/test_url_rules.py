@@ -14,10 +14,10 @@ from aiohttp import web
 from yarl import URL
 
 from fixtures.frames import frame_bytes
-from mock_server.media.fetch import MAX_REDIRECTS, UrlRules
+from mock_server.api.image_fetch import MAX_REDIRECTS, UrlRules
+from tests.conftest import create
 from tests.netutil import FakeDns, local_non_loopback_address
 from tests.test_intake import body_with, refused
-from tests.conftest import create
 
 
 class Host:

@@ -1,11 +1,12 @@
 """Create-body rules: documented defaults, and a DashScope error for every bad input."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mock_server.errors import DashScopeError
-from mock_server.regions import BEIJING, REGIONS, SINGAPORE
-from mock_server.validation import parse_create_body
+from mock_server.api.create_body import parse_create_body
+from mock_server.tasks.errors import DashScopeError
+from mock_server.tasks.regions import BEIJING, REGIONS, SINGAPORE
 
 BJ = REGIONS[BEIJING]
 SG = REGIONS[SINGAPORE]

@@ -1,1 +1,4 @@
-"""Media synthesis for kf2v-mock: output sizing and offline clip rendering."""
+"""Clip synthesis: output sizing and offline rendering of a real H.264 MP4 from two frames (camera
+move, cross-fade, effect templates, watermark), through the bundled ffmpeg.
+
+May import: nothing of the emulator's (the bottom floor): it takes bytes and numbers, not tasks."""

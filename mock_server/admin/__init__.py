@@ -1,0 +1,5 @@
+"""The emulator's own control API under ``/_mock/``: its routes, handlers (health, clock, reset,
+task dump, fault rules, request journal, scenarios) and who may use it (``access``).
+
+May import: ``pipeline``, ``traffic``, ``tasks``. Not ``api`` or ``oss`` (siblings) nor the
+entrance."""

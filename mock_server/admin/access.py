@@ -1,0 +1,52 @@
+"""Who may use the admin API (``/_mock/...``): it can reset every task, move the clock and dump
+every account's tasks, so it answers loopback peers only, unless an admin token is configured
+(``--admin-token`` / ``KF2V_MOCK_ADMIN_TOKEN``): then a peer from anywhere that sends the token in
+``X-Mock-Admin-Token`` is let in too. Everything else gets 403 ``AccessDenied``.
+
+The peer is the socket's address (``request.remote``), never a forwarding header: an emulator
+behind a reverse proxy on the same machine sees the proxy, so set a token there.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from aiohttp import web
+
+from ..pipeline.keys import EMULATOR
+from ..tasks.errors import DashScopeError
+
+ADMIN_PREFIX = "/_mock/"
+TOKEN_HEADER = "X-Mock-Admin-Token"
+
+
+def is_loopback_peer(remote: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and IPv4-mapped loopback; False for anything else, including an
+    unknown peer (fail closed)."""
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def admin_allowed(remote: str | None, sent_token: str | None, token: str | None) -> bool:
+    if is_loopback_peer(remote):
+        return True
+    if not token or not sent_token:
+        return False
+    return hmac.compare_digest(sent_token.encode(), token.encode())
+
+
+@web.middleware
+async def admin_access(request: web.Request, handler) -> web.StreamResponse:
+    if request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/"):
+        token = request.app[EMULATOR].settings.admin_token
+        if not admin_allowed(request.remote, request.headers.get(TOKEN_HEADER), token):
+            raise DashScopeError.of("access_denied")
+    return await handler(request)

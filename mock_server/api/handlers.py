@@ -1,0 +1,234 @@
+"""HTTP handlers of the DashScope API surface: parse the request, call the domain, render JSON.
+They hold no state and never build error JSON: they raise ``DashScopeError``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from ..media.sizing import output_size
+from ..pipeline.answers import json_response
+from ..pipeline.bodies import read_json_body
+from ..pipeline.endpoints import endpoint
+from ..pipeline.keys import EMULATOR, FAULT_PLAN, HTTP_SESSION, REGION, REQUEST_ID, TASK_ID
+from ..tasks.errors import DashScopeError
+from ..tasks.models import (STATUSES, SUCCEEDED, TASK_TTL, UPLOAD_MAX_BYTES, UPLOAD_POLICY_TTL,
+                            Account, Failure, Task, UploadPolicy)
+from ..tasks.regions import REGIONS, Region
+from ..tasks.service import ListQuery, default_list_window
+from ..tasks.timestamps import parse_list_time
+from .create_body import parse_create_body
+from .image_intake import FrameImage, load_frame
+from .task_json import list_item, task_body
+
+
+def request_region(request: web.Request) -> Region:
+    return REGIONS[request[REGION]]
+
+
+def authenticate(request: web.Request) -> Account:
+    emulator = request.app[EMULATOR]
+    return emulator.keys.authenticate(request.headers.get("Authorization"), request[REGION])
+
+
+def public_origin(request: web.Request) -> str:
+    """Where the client reached us, for links it will follow (result videos, upload host)."""
+    host = request.host
+    if any(region.matches_host(host) for region in REGIONS.values()):
+        # The client sent a real DashScope Host header; answer with the address it connected to.
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        if sockname:
+            host = f"{sockname[0]}:{sockname[1]}"
+    return f"{request.scheme}://{host}"
+
+
+# --- create --------------------------------------------------------------------------------------
+@endpoint("create")
+async def create_task(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    account = authenticate(request)
+    if request.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
+        raise DashScopeError.of("sync_not_supported")
+    region = request_region(request)
+    spec = parse_create_body(await read_json_body(request), region)
+
+    oss_header = request.headers.get("X-DashScope-OssResourceResolve", "").lower() == "enable"
+    frames = await _load_frames(request, account, spec.model, oss_header,
+                                [spec.first_frame_url, spec.last_frame_url])
+    first, last = frames[0], frames[1]
+    failure = None
+    if not all(f.size_ok for f in frames if f is not None):
+        # Dimensions are checked by the algorithm, not at submit (docs/assumptions.md).
+        error = DashScopeError.of("image_too_small_or_large")
+        failure = Failure(error.code, error.message, at="start")
+    plan = request.get(FAULT_PLAN)
+    if failure is None and plan is not None:
+        failure = plan.task_failure(spec.model, spec.prompt)  # a fault rule or scenario
+    width, height = output_size(first.width, first.height, spec.resolution)
+    task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
+                                   height=height, failure=failure)
+    request[TASK_ID] = task.task_id
+    if failure is None:
+        # With a durable store this returns once the frames are on disk: from then on a crash
+        # cannot lose the clip, so only then is the task acknowledged.
+        await emulator.synthesizer.accept(task, region.result_bucket, first.data,
+                                          last.data if last is not None else None)
+    # Key order as in the documented example (api-facts §4.1).
+    return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
+                          "request_id": request[REQUEST_ID]})
+
+
+async def _load_frames(request: web.Request, account: Account, model: str, oss_header: bool,
+                       urls: list[str | None]) -> list[FrameImage | None]:
+    emulator = request.app[EMULATOR]
+
+    async def resolve_oss(key: str) -> bytes:
+        upload = emulator.store.get_upload(key)
+        now = emulator.clock.now()
+        # Bound to the account, region and model that asked for the policy (api-facts §9).
+        if (upload is None or upload.account_id != account.account_id
+                or upload.region != account.region or upload.model != model
+                or now >= upload.expires_at):
+            raise DashScopeError.of("media_download_failed")
+        return await asyncio.get_running_loop().run_in_executor(None, Path(upload.path).read_bytes)
+
+    async def one(url: str | None) -> FrameImage | None:
+        if url is None:
+            return None
+        return await load_frame(url, session=request.app[HTTP_SESSION],
+                                oss_resolve_header=oss_header, resolve_oss=resolve_oss,
+                                download_timeout=emulator.settings.download_timeout,
+                                url_rules=emulator.settings.image_url_rules())
+
+    results = await asyncio.gather(*(one(u) for u in urls), return_exceptions=True)
+    for result in results:  # the first frame's error wins, whichever finished first
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
+# --- query, list, cancel ---------------------------------------------------------------------------
+@endpoint("query")
+async def get_task(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    account = authenticate(request)
+    task_id = request.match_info["task_id"]
+    task = emulator.service.get(account, task_id)
+    now = emulator.clock.now()
+    video_url = None
+    if task is not None and task.status_at(now) == SUCCEEDED:
+        video_url = _video_url(request, task)
+    return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url))
+
+
+def _video_url(request: web.Request, task: Task) -> str | None:
+    if not task.video_ready or task.video_key is None or task.end_time is None:
+        return None
+    emulator = request.app[EMULATOR]
+    expires = int((task.end_time + TASK_TTL).timestamp())
+    plan = request.get(FAULT_PLAN)
+    if plan is not None and plan.expire_url():
+        # An expire_url fault: the link is already past its Expires when first served.
+        expires = int(emulator.clock.now().timestamp()) - 1
+    bucket = REGIONS[task.region].result_bucket
+    return emulator.oss.signed_url(public_origin(request), bucket, task.video_key, expires)
+
+
+@endpoint("list")
+async def list_tasks(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    account = authenticate(request)
+    query = _parse_list_query(request, emulator.clock.now())
+    total, page = emulator.service.list(account, query)
+    now = emulator.clock.now()
+    return json_response({
+        "request_id": request[REQUEST_ID],
+        "total": total,
+        "total_page": (total + query.page_size - 1) // query.page_size,
+        "page_no": query.page_no,
+        "page_size": query.page_size,
+        "data": [list_item(t, now) for t in page],
+    })
+
+
+def _parse_list_query(request: web.Request, now) -> ListQuery:
+    params = request.query
+    default_start, default_end = default_list_window(now)
+    try:
+        start = parse_list_time(params["start_time"]) if params.get("start_time") else default_start
+        end = parse_list_time(params["end_time"]) if params.get("end_time") else default_end
+    except ValueError:
+        raise DashScopeError.of("out_of_definition", parameter="start_time/end_time") from None
+    if end < start or end - start > timedelta(hours=24):
+        # api-facts §6: the range must not exceed 24 hours. ASSUMPTION: refused with this message.
+        raise DashScopeError.of("out_of_definition", parameter="start_time/end_time")
+    status = params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise DashScopeError.of("out_of_definition", parameter="status")
+    page_no = _positive_int(params.get("page_no"), 1, "page_no")
+    page_size = _positive_int(params.get("page_size"), 10, "page_size")
+    return ListQuery(start=start, end=end, task_id=params.get("task_id") or None,
+                     model_name=params.get("model_name") or None,
+                     api_key_id=params.get("api_key_id") or None,
+                     region=params.get("region") or None, status=status,
+                     page_no=page_no, page_size=min(page_size, 100))
+
+
+def _positive_int(text: str | None, default: int, name: str) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise DashScopeError.of("out_of_definition", parameter=name) from None
+    if value < 1:
+        raise DashScopeError.of("out_of_definition", parameter=name)
+    return value
+
+
+@endpoint("cancel")
+async def cancel_task(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    account = authenticate(request)
+    # The aio SDK sends a JSON body with its cancel; the others send none. Never read it.
+    emulator.service.cancel(account, request.match_info["task_id"])
+    return json_response({"request_id": request[REQUEST_ID]})
+
+
+# --- temporary uploads -------------------------------------------------------------------------------
+@endpoint("get_policy")
+async def get_upload_policy(request: web.Request) -> web.Response:
+    emulator = request.app[EMULATOR]
+    account = authenticate(request)
+    if request.query.get("action") != "getPolicy":
+        raise DashScopeError.of("out_of_definition", parameter="action")
+    model = request.query.get("model")
+    if not model:
+        raise DashScopeError.of("field_required", field="model")
+    if model not in request_region(request).models:
+        raise DashScopeError.of("model_not_exist")
+    now = emulator.clock.now()
+    upload_dir = f"dashscope-instant/{account.account_id[:12]}/{now:%Y-%m-%d}/{uuid.uuid4()}"
+    expires = now + UPLOAD_POLICY_TTL
+    max_bytes = UPLOAD_MAX_BYTES
+    policy, signature = emulator.oss.make_policy(upload_dir, expires, max_bytes)
+    emulator.store.add_policy(UploadPolicy(upload_dir=upload_dir, account_id=account.account_id,
+                                           region=account.region, model=model, expires=expires,
+                                           max_bytes=max_bytes))
+    bucket = request_region(request).upload_bucket
+    return json_response({"request_id": request[REQUEST_ID], "data": {
+        "policy": policy,
+        "signature": signature,
+        "upload_dir": upload_dir,
+        "upload_host": f"{public_origin(request)}/{bucket}",
+        "expire_in_seconds": int(UPLOAD_POLICY_TTL.total_seconds()),
+        "max_file_size_mb": -(-max_bytes // (1024 * 1024)),  # whole MB, rounded up
+        "capacity_limit_mb": 999999999,
+        "oss_access_key_id": emulator.oss.access_key_id,
+        "x_oss_object_acl": "private",
+        "x_oss_forbid_overwrite": "true",
+    }})

@@ -1,0 +1,59 @@
+"""JSON shapes of tasks as the real service writes them (api-facts §4.3, §6)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..tasks.models import CANCELED, FAILED, RUNNING, SUCCEEDED, UNKNOWN, Task
+from ..tasks.regions import REGIONS
+from ..tasks.timestamps import epoch_ms, task_time
+
+
+def task_body(task: Task | None, task_id: str, now: datetime, request_id: str,
+              video_url: str | None) -> dict[str, Any]:
+    """The body of ``GET /tasks/{id}``; ``task`` None (or expired) gives the UNKNOWN answer."""
+    status = task.status_at(now) if task is not None else UNKNOWN
+    if task is None or status == UNKNOWN:
+        return {"request_id": request_id, "output": {"task_id": task_id, "task_status": UNKNOWN}}
+    output: dict[str, Any] = {"task_id": task.task_id, "task_status": status,
+                              "submit_time": task_time(task.submit_time)}
+    # ASSUMPTION: scheduled_time appears once the task has started; end_time once it has ended.
+    if status in (RUNNING, SUCCEEDED, FAILED) and task.scheduled_time is not None:
+        output["scheduled_time"] = task_time(task.scheduled_time)
+    if status in (SUCCEEDED, FAILED, CANCELED) and task.end_time is not None:
+        output["end_time"] = task_time(task.end_time)
+    body: dict[str, Any] = {"request_id": request_id, "output": output}
+    if status == SUCCEEDED:
+        output["video_url"] = video_url or ""
+        if task.spec.prompt:
+            output["orig_prompt"] = task.spec.prompt
+        if task.actual_prompt:
+            output["actual_prompt"] = task.actual_prompt
+        model = REGIONS[task.region].models[task.spec.model]
+        body["usage"] = model.usage(task.spec.resolution)
+    elif status == FAILED and task.failure is not None:
+        output["code"] = task.failure.code
+        output["message"] = task.failure.message
+    return body
+
+
+def list_item(task: Task, now: datetime) -> dict[str, Any]:
+    """One entry of ``GET /tasks`` (api-facts §6): epoch-millisecond times, no ``output``."""
+    item: dict[str, Any] = {
+        "api_key_id": task.api_key_id,
+        "caller_parent_id": task.account_id,
+        "caller_uid": task.account_id,
+        "gmt_create": epoch_ms(task.submit_time),
+        "model_name": task.spec.model,
+        "region": task.region,
+        "request_id": task.request_id,
+        "status": task.status_at(now),
+        "task_id": task.task_id,
+        "user_api_unique_key": f"apikey:v1:aigc:image2video:video-synthesis:{task.spec.model}",
+    }
+    if task.scheduled_time is not None and now >= task.scheduled_time:
+        item["start_time"] = epoch_ms(task.scheduled_time)
+    if item["status"] in (SUCCEEDED, FAILED, CANCELED) and task.end_time is not None:
+        item["end_time"] = epoch_ms(task.end_time)
+    return item

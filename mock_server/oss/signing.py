@@ -1,0 +1,106 @@
+"""OSS signing as the emulator imitates it: V1 query-string signatures for result links and POST
+policies for temporary uploads (api-facts §8, §9). The errors they lead to are in ``xml_errors``.
+
+The secret is made once per data dir: with a durable store it is kept there (``to_meta`` /
+``from_meta``), so links and policies handed out before a restart still verify after it; an
+ephemeral emulator makes a fresh one each run, so links from another run do not verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+from .xml_errors import EC_ANONYMOUS_DENIED, EC_EXPIRED, OssError, iso_time, signature_mismatch
+
+
+@dataclass
+class OssSigner:
+    secret: bytes
+    access_key_id: str
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path) -> "OssSigner":
+        return cls(secret=secrets.token_bytes(32),
+                   access_key_id="LTAI5t" + secrets.token_hex(9).upper()[:18], root=root)
+
+    def to_meta(self) -> str:
+        return json.dumps({"secret": base64.b64encode(self.secret).decode(),
+                           "access_key_id": self.access_key_id})
+
+    @classmethod
+    def from_meta(cls, text: str, root: Path) -> "OssSigner":
+        saved = json.loads(text)
+        return cls(secret=base64.b64decode(saved["secret"]),
+                   access_key_id=saved["access_key_id"], root=root)
+
+    # --- result links ----------------------------------------------------------------------------
+    def _sign(self, text: str) -> str:
+        digest = hmac.new(self.secret, text.encode(), hashlib.sha1).digest()
+        return base64.b64encode(digest).decode()
+
+    def link_signature(self, bucket: str, key: str, expires: int) -> str:
+        # OSS V1: HMAC-SHA1 over "VERB\nMD5\nType\nExpires\n/bucket/key" (GET and HEAD sign alike here).
+        return self._sign(f"GET\n\n\n{expires}\n/{bucket}/{key}")
+
+    def signed_url(self, origin: str, bucket: str, key: str, expires: int) -> str:
+        query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
+                           "Signature": self.link_signature(bucket, key, expires)})
+        return f"{origin}/{bucket}/{quote(key)}?{query}"
+
+    def check_link(self, bucket: str, key: str, query: dict[str, str], now: datetime,
+                   host: str) -> OssError | None:
+        """None when the link may be served; the OSS error to answer otherwise."""
+        expires, signature = query.get("Expires"), query.get("Signature")
+        if not expires or not signature or not query.get("OSSAccessKeyId"):
+            return OssError(403, "AccessDenied",
+                            "You have no right to access this object because of bucket acl.",
+                            EC_ANONYMOUS_DENIED)
+        try:
+            expires_at = int(expires)
+        except ValueError:
+            return signature_mismatch(signature)
+        if now.timestamp() > expires_at:
+            return OssError(403, "AccessDenied", "Request has expired.", EC_EXPIRED, (
+                ("HostId", host),
+                ("Expires", iso_time(datetime.fromtimestamp(expires_at, timezone.utc))),
+                ("ServerTime", iso_time(now)),
+            ))
+        if (query.get("OSSAccessKeyId") != self.access_key_id
+                or not _same(signature, self.link_signature(bucket, key, expires_at))):
+            return signature_mismatch(signature)
+        return None
+
+    # --- upload policies -------------------------------------------------------------------------
+    def make_policy(self, upload_dir: str, expires: datetime, max_bytes: int) -> tuple[str, str]:
+        """(base64 policy document, signature), the pair getPolicy hands out."""
+        document = {
+            "expiration": iso_time(expires),
+            "conditions": [["content-length-range", 0, max_bytes],
+                           ["starts-with", "$key", upload_dir]],
+        }
+        policy = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
+        return policy, self._sign(policy)
+
+    def read_policy(self, policy: str, signature: str) -> dict | None:
+        """The policy document if ``signature`` is ours for it, else None."""
+        if not _same(signature or "", self._sign(policy or "")):
+            return None
+        try:
+            return json.loads(base64.b64decode(policy))
+        except (ValueError, TypeError):
+            return None
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison; as bytes, because compare_digest refuses non-ASCII str (a
+    signature from the query string or a form may be anything)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())

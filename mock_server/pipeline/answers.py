@@ -1,0 +1,23 @@
+"""Answers as the service writes them: JSON bodies, and DashScope errors as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..tasks.errors import DashScopeError
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    # ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes.
+    # Always application/json: the aio SDK refuses a 200 without it (sdk-wire-contract §0.6).
+    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status,
+                        content_type="application/json", charset="utf-8")
+
+
+def error_response(error: DashScopeError, request_id: str) -> web.Response:
+    response = json_response(error.body(request_id), status=error.status)
+    response.headers.update(error.headers)
+    return response

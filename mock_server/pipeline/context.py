@@ -1,0 +1,119 @@
+"""``request_context``, the outermost middleware: request ids, region selection, error mapping,
+the emulator header, the request journal and one log line per request; it also carries out a
+``disconnect`` or ``truncate`` that the traffic shaping (``shaping.py``) decided further in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import web
+
+from .. import EMULATOR_HEADER, __version__
+from ..tasks.errors import DashScopeError
+from ..tasks.regions import region_for_host
+from .answers import error_response
+from .endpoints import endpoint_of
+from .keys import APPLIED, EMULATOR, ERROR_CODE, REGION, REQUEST_ID, TASK_ID, TRUNCATE
+
+log = logging.getLogger("kf2v_mock.requests")
+
+
+class Disconnect(Exception):
+    """Raised inward-out to close the connection without any answer (a ``disconnect`` fault)."""
+
+
+def _region_of(request: web.Request) -> str:
+    region = region_for_host(request.headers.get("Host"))
+    if region is not None:
+        return region.name
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = sockname[1] if sockname else None
+    return request.app[EMULATOR].region_for_port(port)
+
+
+def _as_dashscope_error(exc: Exception, request_id: str) -> DashScopeError:
+    if isinstance(exc, DashScopeError):
+        return exc
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return DashScopeError.of("payload_too_large")
+    if isinstance(exc, web.HTTPNotFound):
+        return DashScopeError.of("url_not_found")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return DashScopeError.of("method_not_allowed")
+    if isinstance(exc, web.HTTPException):
+        return DashScopeError(exc.status, "InvalidParameter", exc.reason)
+    log.error("unhandled error, request_id=%s", request_id, exc_info=exc)
+    return DashScopeError.of("internal_error")  # never a traceback on the wire
+
+
+@web.middleware
+async def request_context(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    emulator = request.app[EMULATOR]
+    request_id = str(uuid.uuid4())
+    request[REQUEST_ID] = request_id
+    request[REGION] = _region_of(request)
+    when = emulator.clock.now()
+    code = None
+    disconnected = False
+    try:
+        response = await handler(request)
+    except Disconnect:
+        disconnected = True
+        response = web.Response(status=499)  # never sent: the transport is gone
+    except Exception as exc:
+        error = _as_dashscope_error(exc, request_id)
+        response = error_response(error, request_id)
+        code = error.code
+    response.headers[EMULATOR_HEADER] = f"kf2v-mock/{__version__}"
+    response.headers.setdefault("X-Request-Id", request_id)
+    if disconnected:
+        if request.transport is not None:
+            request.transport.abort()
+    elif TRUNCATE in request:
+        response = await _truncated(request, response, request[TRUNCATE])
+    latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    if not request.path.startswith("/_mock/"):
+        account = emulator.keys.lookup(request.headers.get("Authorization"), request[REGION])
+        emulator.journal.record({
+            "method": request.method, "path": request.path, "region": request[REGION],
+            "api_key_id": account.api_key_id if account is not None else None,
+            "status": None if disconnected else response.status,
+            "code": code or request.get(ERROR_CODE), "latency_ms": latency_ms,
+            "request_id": request_id, "task_id": request.get(TASK_ID),
+            "endpoint": endpoint_of(request), "time": when.isoformat(),
+            "faults": list(request.get(APPLIED, [])),
+        })
+    if emulator.settings.log_requests:
+        log.info("%s %s %s %s region=%s request_id=%s %.1fms", request.remote, request.method,
+                 request.path_qs, "disconnect" if disconnected else response.status,
+                 request[REGION], request_id, latency_ms)
+    return response
+
+
+async def _truncated(request: web.Request, response: web.StreamResponse,
+                     size: int | None) -> web.StreamResponse:
+    """Send the status and headers with the full Content-Length, then ``size`` bytes of the body
+    (default: half), then close the connection (a ``truncate`` fault)."""
+    if isinstance(response, web.FileResponse):
+        path = response._path  # aiohttp keeps the served file here
+        body = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+    elif isinstance(response, web.Response) and isinstance(response.body, (bytes, bytearray)):
+        body = bytes(response.body)
+    else:
+        body = b""
+    keep = len(body) // 2 if size is None else min(size, len(body))
+    partial = web.StreamResponse(status=response.status, reason=response.reason)
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-length", "transfer-encoding"):
+            partial.headers.add(name, value)
+    partial.content_length = len(body)
+    await partial.prepare(request)
+    if request.method != "HEAD":
+        await partial.write(body[:keep])
+    if request.transport is not None:
+        request.transport.close()
+    return partial

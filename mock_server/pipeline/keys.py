@@ -1,0 +1,28 @@
+"""Typed keys for what the aiohttp application and each request carry (aiohttp's ``web.AppKey``,
+``web.RequestKey``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ..emulator import Emulator
+
+EMULATOR: web.AppKey["Emulator"] = web.AppKey("emulator")
+# The client session image URLs are downloaded with (api/image_fetch.py's address rules).
+HTTP_SESSION: web.AppKey["aiohttp.ClientSession"] = web.AppKey("http_session")
+
+# Per-request values the middleware sets for handlers.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+REGION: web.RequestKey[str] = web.RequestKey("region", str)
+# Set by the traffic middleware for the API handlers (faults, scenarios) and the journal.
+FAULT_PLAN: web.RequestKey[Any] = web.RequestKey("fault_plan", object)
+TASK_ID: web.RequestKey[str] = web.RequestKey("task_id", str)
+JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
+TRUNCATE: web.RequestKey[Any] = web.RequestKey("truncate", object)
+ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)
+APPLIED: web.RequestKey[list] = web.RequestKey("applied_faults", list)

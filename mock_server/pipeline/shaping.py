@@ -1,0 +1,91 @@
+"""``traffic_shaping``, the middleware that applies the traffic models (``mock_server/traffic``) to
+API and OSS requests before their handler runs: in-band scenarios, rate quotas and fault rules. An
+error answers at once; a ``disconnect`` or ``truncate`` is carried out by ``request_context``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..tasks.accounts import bearer_key
+from ..tasks.errors import DashScopeError
+from ..traffic import scenarios
+from ..traffic.faults import FaultPlan, RequestContext, error_of
+from .bodies import read_json_body
+from .context import Disconnect
+from .endpoints import endpoint_of
+from .keys import APPLIED, EMULATOR, FAULT_PLAN, REGION, TASK_ID, TRUNCATE
+
+
+@web.middleware
+async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
+    endpoint = endpoint_of(request)
+    if endpoint is None:
+        return await handler(request)
+    emulator = request.app[EMULATOR]
+    settings = emulator.settings
+    ctx = await _context(request, endpoint)
+    if ctx.task_id is not None:
+        request[TASK_ID] = ctx.task_id
+    chosen = scenarios.Selected()
+    if settings.scenarios:
+        chosen = scenarios.select(request.headers.get(scenarios.HEADER), ctx.prompt, endpoint)
+    applied = request[APPLIED] = [f"scenario:{name}" for name in chosen.names]
+    # The gateway counts a request against its rate before anything behind it can fail.
+    account = emulator.keys.lookup(request.headers.get("Authorization"), ctx.region)
+    if settings.quotas and account is not None:
+        emulator.quotas.admit(account, endpoint, ctx.model)
+    rules = emulator.faults.select(ctx, terminal_taken=chosen.terminal is not None)
+    applied += rules.rule_ids
+    wait_ms = chosen.delay_ms + rules.delay_ms
+    if wait_ms:
+        await emulator.sleep(wait_ms / 1000)
+    terminal = chosen.terminal or rules.terminal
+    if terminal is not None:
+        kind, action = terminal
+        if kind == "error":
+            raise error_of(action)
+        if kind == "disconnect":
+            raise Disconnect()
+        request[TRUNCATE] = action["bytes"]
+    request[FAULT_PLAN] = FaultPlan(emulator.faults, ctx, scenario_failure=chosen.task_failure,
+                                    applied=applied)
+    response = await handler(request)
+    if chosen.task_rules and endpoint == "create" and response.status == 200:
+        for name, rule in chosen.task_rules:
+            installed = emulator.faults.add(rule, source=f"scenario:{name}",
+                                            match={"task_id": request[TASK_ID]})
+            applied.append(installed["id"])
+    return response
+
+
+async def _context(request: web.Request, endpoint: str) -> RequestContext:
+    """What fault rules can match on for this request."""
+    emulator = request.app[EMULATOR]
+    model = prompt = task_id = None
+    if endpoint == "create":
+        try:
+            body = await read_json_body(request)
+        except DashScopeError:
+            body = None  # the handler answers it
+        if isinstance(body, dict):
+            model = body.get("model") if isinstance(body.get("model"), str) else None
+            inputs = body.get("input")
+            if isinstance(inputs, dict) and isinstance(inputs.get("prompt"), str):
+                prompt = inputs["prompt"]
+    elif endpoint in ("query", "cancel"):
+        task_id = request.match_info.get("task_id")
+    elif endpoint == "list":
+        task_id = request.query.get("task_id") or None
+        model = request.query.get("model_name") or None
+    elif endpoint == "get_policy":
+        model = request.query.get("model") or None
+    elif endpoint == "download":
+        name = request.match_info.get("key", "").rsplit("/", 1)[-1]
+        task_id = name.removesuffix(".mp4") if name.endswith(".mp4") else None
+    if task_id is not None:
+        task = emulator.store.get_task(task_id)
+        if task is not None:
+            model, prompt = model or task.spec.model, task.spec.prompt
+    return RequestContext(endpoint=endpoint, region=request[REGION],
+                          api_key=bearer_key(request.headers.get("Authorization")) or None,
+                          model=model, prompt=prompt, task_id=task_id)

@@ -1,0 +1,313 @@
+"""pytest plugin (entry point ``pytest11``): the emulator as fixtures.
+
+    def test_my_code(kf2v, dashscope_env):
+        video = make_video("first.png", "last.png")      # unmodified code using the SDK
+        assert kf2v.tasks()[0]["status"] == "SUCCEEDED"
+
+Fixtures: ``kf2v_server`` (one emulator per session and per xdist worker, free ports, its own data
+dir; override ``kf2v_settings`` to change its Settings), ``kf2v`` (state reset before each test;
+clock, faults, journal, wait_for), ``dashscope_env`` (environment and SDK module pointed at the
+emulator, restored afterwards), ``kf2v_region`` (which region ``dashscope_env`` points at; parametrize
+it to run a test in both), ``kf2v_frames`` (sample frames). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
+keys ``kf2v_timing``, ``kf2v_seed``, ``kf2v_clock``, ``kf2v_quotas``).
+
+This module is imported by every pytest run in an environment where kf2v-mock is installed, so it
+imports nothing heavy at module level: the server, aiohttp and the SDK load only when a fixture is used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .embedded import EmbeddedServer
+    from .samples.frames import FrameFactory
+
+BEIJING = "cn-beijing"
+SINGAPORE = "ap-southeast-1"
+CLOCK_MODES = ("running", "frozen")
+STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+_LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
+# Never through a proxy: the emulator is on loopback.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# --- options -------------------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kf2v-mock", "kf2v-mock emulator fixtures")
+    group.addoption("--kf2v-timing", default=None, metavar="PROFILE",
+                    help="timing profile of the kf2v emulator: fast (default) or realistic")
+    group.addoption("--kf2v-seed", default=None, type=int, metavar="N",
+                    help="seed of the kf2v emulator (task ids, timings, clips); default 0")
+    group.addoption("--kf2v-clock", default=None, choices=CLOCK_MODES,
+                    help="the clock at the start of each test: running (default) or frozen")
+    group.addoption("--kf2v-quotas", default=None, choices=("on", "off"),
+                    help="the documented rate limits: on (default, faithful) or off")
+    parser.addini("kf2v_timing", "kf2v emulator timing profile (fast|realistic)", default="fast")
+    parser.addini("kf2v_seed", "kf2v emulator seed", default="0")
+    parser.addini("kf2v_clock", "clock at the start of each test (running|frozen)",
+                  default="running")
+    parser.addini("kf2v_quotas", "the documented rate limits (on|off)", default="on")
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"--kf2v-{name}")
+    return str(value if value is not None else config.getini(f"kf2v_{name}")).strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginOptions:
+    timing: str
+    seed: int
+    clock: str
+    quotas: bool
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "PluginOptions":
+        from ..tasks.timelines import PROFILES
+        timing, clock, quotas = _option(config, "timing"), _option(config, "clock"), _option(config, "quotas")
+        if timing not in PROFILES:
+            raise pytest.UsageError(f"kf2v timing must be one of {', '.join(PROFILES)}, not {timing!r}")
+        if clock not in CLOCK_MODES:
+            raise pytest.UsageError(f"kf2v clock must be running or frozen, not {clock!r}")
+        if quotas.lower() not in ("on", "off", "true", "false", "1", "0"):
+            raise pytest.UsageError(f"kf2v quotas must be on or off, not {quotas!r}")
+        try:
+            seed = int(_option(config, "seed"))
+        except ValueError:
+            raise pytest.UsageError("kf2v seed must be an integer") from None
+        return cls(timing, seed, clock, quotas.lower() in ("on", "true", "1"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed')} "
+            f"clock={_option(config, 'clock')} quotas={_option(config, 'quotas')}")
+
+
+# --- the controller a test gets --------------------------------------------------------------------
+class Kf2vAdminError(RuntimeError):
+    """An admin call (``/_mock/...``) the emulator refused or does not have."""
+
+    def __init__(self, method: str, path: str, status: int, body: Any):
+        super().__init__(f"{method} {path} -> {status}: {body}")
+        self.status, self.body = status, body
+
+
+class Kf2v:
+    """One test's handle on the emulator. Every method returns once the change has taken effect."""
+
+    def __init__(self, server: "EmbeddedServer"):
+        self.server = server
+
+    # addresses and keys
+    def base_url(self, region: str = BEIJING) -> str:
+        """The SDK's base URL for ``region``: ``http://127.0.0.1:<port>/api/v1``."""
+        return self.server.urls[region]
+
+    def root_url(self, region: str = BEIJING) -> str:
+        return self.server.root_url(region)
+
+    def api_key(self, region: str = BEIJING) -> str:
+        """A key valid in ``region`` (its documented default key)."""
+        return self.server.call(self.server.emulator.keys.default_key, region)
+
+    # the virtual clock
+    def now(self) -> datetime:
+        return self.server.call(self.server.emulator.clock.now)
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the virtual clock forward (tasks progress, links expire) without sleeping."""
+        return self.server.call(self.server.emulator.clock.advance, seconds)
+
+    def freeze(self, frozen: bool = True) -> datetime:
+        """Stop the clock (``freeze(False)`` lets it run at real speed again)."""
+        return self.server.call(self.server.emulator.clock.freeze, frozen)
+
+    def drain(self) -> None:
+        """Wait until every accepted clip has been rendered."""
+        self.server.drain()
+
+    # inspection
+    def tasks(self) -> list[dict]:
+        """Every task with its full timeline (``GET /_mock/tasks``), oldest first."""
+        return self.admin("GET", "/_mock/tasks")["tasks"]
+
+    def task(self, task_id: str) -> dict:
+        for task in self.tasks():
+            if task["task_id"] == task_id:
+                return task
+        raise LookupError(f"the emulator has no task {task_id}")
+
+    def requests(self) -> list[dict]:
+        """The request journal (``GET /_mock/requests``): method, path, region, api_key_id,
+        status, code, latency_ms, request_id, task_id, endpoint, time."""
+        return self.admin("GET", "/_mock/requests")["requests"]
+
+    # faults
+    def fault(self, **rule: Any) -> dict:
+        """Add a fault rule (``POST /_mock/faults``) and return it with its ``id``, e.g.
+        ``kf2v.fault(match={"endpoint": "query"}, error={"code": "Throttling"}, times=1)``."""
+        return self.admin("POST", "/_mock/faults", rule)
+
+    def faults(self) -> list[dict]:
+        return self.admin("GET", "/_mock/faults")["faults"]
+
+    def clear_faults(self, rule_id: str | None = None) -> None:
+        self.admin("DELETE", "/_mock/faults" + (f"/{rule_id}" if rule_id else ""))
+
+    def admin(self, method: str, path: str, body: Any = None) -> Any:
+        """Call the admin API (``/_mock/...``) with the standard library only; JSON in and out."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.root_url() + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with _OPENER.open(request, timeout=60) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                detail: Any = json.loads(raw)
+            except ValueError:
+                detail = raw.decode(errors="replace")
+            raise Kf2vAdminError(method, path, error.code, detail) from None
+        return json.loads(raw) if raw else None
+
+    def reset(self) -> None:
+        """Forget every task, upload, file, fault rule, journal entry and quota counter."""
+        self.admin("POST", "/_mock/reset")
+
+    # waiting without sleeping
+    def wait_for(self, task_id: str, status: str = "SUCCEEDED", *, max_steps: int = 100) -> dict:
+        """Advance the virtual clock to the task's next transition until it reports ``status``
+        (waiting for its clip to be rendered where SUCCEEDED needs it); returns its timeline.
+        Raises AssertionError when the task ends in another state."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        for _ in range(max_steps):
+            outcome, detail = self.server.call(self._step, task_id, status)
+            if outcome == "done":
+                return self.task(task_id)
+            if outcome == "fail":
+                raise AssertionError(detail)
+            if outcome == "drain":
+                self.server.drain()
+        raise AssertionError(f"task {task_id} did not reach {status} in {max_steps} steps")
+
+    def _step(self, task_id: str, target: str) -> tuple[str, str]:
+        """On the server's loop: report, or move the clock to the task's next transition."""
+        from ..tasks.clock import ClockError
+        emulator = self.server.emulator
+        task = emulator.store.get_task(task_id)
+        if task is None:
+            return "fail", f"the emulator has no task {task_id}"
+        now = emulator.clock.now()
+        current = task.status_at(now)
+        if current == target:
+            return "done", current
+        if current in TERMINAL and target != "UNKNOWN" or current == "UNKNOWN":
+            reason = f" ({task.failure.code}: {task.failure.message})" if task.failure else ""
+            return "fail", f"task {task_id} is {current}{reason}, not {target}"
+        moments = [task.scheduled_time, task.end_time]
+        if target == "UNKNOWN":
+            moments.append(task.expires_at)
+        upcoming = [m for m in moments if m is not None and m > now]
+        if not upcoming:
+            return "drain", "its time is up; the clip is still being rendered"
+        try:
+            emulator.clock.set(min(upcoming))
+        except ClockError:  # a running clock got there first
+            pass
+        return "advanced", current
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def kf2v_settings() -> dict[str, Any]:
+    """Overrides for the emulator's ``Settings`` (override this fixture, session scope), e.g.
+    ``{"api_keys": [KeySpec.parse("cn-beijing=sk-team-a@team")], "max_running": 5}``."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                kf2v_settings: dict[str, Any]):
+    """The emulator for this session (or xdist worker): both regions on free loopback ports."""
+    from ..config import Settings
+    from .embedded import EmbeddedServer
+
+    options = PluginOptions.from_config(request.config)
+    values: dict[str, Any] = dict(
+        beijing_port=0, singapore_port=0, api_keys=[], seed=options.seed, timing=options.timing,
+        data_dir=tmp_path_factory.mktemp("kf2v-mock"), log_requests=False,
+        clock_frozen=options.clock == "frozen",
+        render_preset="ultrafast",  # a valid H.264 clip either way; tests want it quickly
+        quotas=options.quotas)
+    values.update(kf2v_settings)
+    server = EmbeddedServer(Settings(**values)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def kf2v(kf2v_server, request: pytest.FixtureRequest) -> Kf2v:
+    """A fresh emulator for this test: no tasks, uploads, faults or journal; the clock running
+    (or frozen with ``--kf2v-clock frozen``)."""
+    handle = Kf2v(kf2v_server)
+    handle.reset()
+    handle.freeze(_option(request.config, "clock") == "frozen")
+    return handle
+
+
+@pytest.fixture
+def kf2v_region() -> str:
+    """The region ``dashscope_env`` points at; ``@pytest.mark.parametrize("kf2v_region", [...])``."""
+    return BEIJING
+
+
+@dataclasses.dataclass(frozen=True)
+class DashScopeEnv:
+    region: str
+    base_url: str
+    api_key: str
+
+
+@pytest.fixture
+def dashscope_env(kf2v: Kf2v, kf2v_region: str, monkeypatch: pytest.MonkeyPatch) -> DashScopeEnv:
+    """Point unmodified client code at the emulator: the SDK's environment variables (1.x and
+    the 2.0 client), ``dashscope.base_http_api_url`` / ``dashscope.api_key`` and NO_PROXY for
+    loopback. Everything is restored after the test."""
+    env = DashScopeEnv(kf2v_region, kf2v.base_url(kf2v_region), kf2v.api_key(kf2v_region))
+    # Import the SDK (if installed) before touching the environment: 1.x reads it at import, and
+    # an import during the test would otherwise keep the emulator's URL after the test.
+    if "dashscope" not in sys.modules and importlib.util.find_spec("dashscope") is not None:
+        import dashscope  # noqa: F401
+    for name in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL"):
+        monkeypatch.setenv(name, env.base_url)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", env.api_key)
+    for name in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(name, "")
+        monkeypatch.setenv(name, f"{current},{_LOOPBACK_HOSTS}" if current else _LOOPBACK_HOSTS)
+    sdk = sys.modules.get("dashscope")
+    if sdk is not None:
+        monkeypatch.setattr(sdk, "base_http_api_url", env.base_url)
+        monkeypatch.setattr(sdk, "api_key", env.api_key)
+    return env
+
+
+@pytest.fixture
+def kf2v_frames(tmp_path) -> "FrameFactory":
+    """Seeded sample frames: ``kf2v_frames.pair(seed=1, size=(750, 1000), fmt="JPEG")`` and
+    ``kf2v_frames.files(...)`` (written under the test's tmp_path), ``kf2v_frames.bad(name)``."""
+    from .samples.frames import FrameFactory
+    return FrameFactory(tmp_path)
