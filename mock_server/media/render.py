@@ -40,6 +40,7 @@ of the machine does not matter; integer colour conversion and blending).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
@@ -63,8 +64,8 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast",
                 "medium", "slow", "slower", "veryslow", "placebo")
 SEED_MAX = 2147483647
 
-__all__ = ["RenderRequest", "render_clip", "iter_frames", "TEMPLATES", "FPS",
-           "NUM_FRAMES", "DURATION_S", "DEFAULT_PRESET", "RenderError"]
+__all__ = ["RenderRequest", "render_clip", "iter_frames", "request_digest", "X264_PRESETS",
+           "TEMPLATES", "FPS", "NUM_FRAMES", "DURATION_S", "DEFAULT_PRESET", "RenderError"]
 
 
 class RenderError(RuntimeError):
@@ -82,6 +83,23 @@ class RenderRequest:
     template: str | None = None  # hanfu-1, solaron, magazine, mech1, mech2
     watermark: bool = False
     preset: str = DEFAULT_PRESET  # x264 preset; tests use "ultrafast"
+
+
+# Bump whenever the same request would give other bytes (the clip cache keys on it).
+RENDER_FORMAT = 2
+
+
+def request_digest(req: RenderRequest) -> str:
+    """A hex SHA-256 naming the clip ``req`` renders to: equal digests, equal bytes (same
+    renderer format and ffmpeg build)."""
+    digest = hashlib.sha256()
+    for part in (f"kf2v-clip/{RENDER_FORMAT}", os.path.basename(imageio_ffmpeg.get_ffmpeg_exe()),
+                 req.width, req.height, req.seed, req.prompt, req.template, req.watermark,
+                 req.preset, req.first_image, req.last_image):
+        data = b"b" + part if isinstance(part, bytes) else b"r" + repr(part).encode()
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _validate(req: RenderRequest) -> None:

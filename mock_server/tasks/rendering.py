@@ -1,4 +1,10 @@
-"""Runs clip renders off the event loop with bounded parallelism and reports back to the tasks.
+"""Runs clip renders out of the server process with bounded parallelism and reports back to the
+tasks.
+
+Each render runs in a render worker process (``media.worker``: the frame pipeline and the ffmpeg it
+feeds, at a lower CPU priority); a thread of this module's pool only waits for it, so neither the
+event loop nor the server's GIL does any per-frame work. With a clip cache (``clip_cache``), a clip
+already rendered for identical inputs is linked into place instead of rendered again.
 
 Renders start as soon as a task is accepted (not when its virtual start time comes), so a clip is
 usually on disk before the clock reaches the task's end; a task whose clip is not written yet keeps
@@ -24,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from ..media.render import RenderRequest, render_clip
+from ..media.render import RenderRequest, request_digest
+from ..media.worker import render_in_worker
+from .clip_cache import ClipCache
 from .models import Task
 from .service import TaskService
 
@@ -39,13 +47,15 @@ PARTIAL_INPUTS = re.compile(r"^\..+\.part$")  # _write_inputs
 
 class Synthesizer:
     def __init__(self, service: TaskService, results_dir: Path, *, workers: int = 2,
-                 preset: str = "veryfast", inputs_dir: Path | None = None):
+                 preset: str = "veryfast", inputs_dir: Path | None = None,
+                 cache: ClipCache | None = None):
         self.service = service
         self.results_dir = results_dir
         self.preset = preset
         # None: frames are only held in memory until rendered (an ephemeral store).
         self.inputs_dir = inputs_dir
-        # Threads drive ffmpeg subprocesses; numpy and the pipe writes release the GIL.
+        self.cache = cache  # None: every task renders its own clip
+        # Each thread waits for one render worker process (media.worker) at a time.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kf2v-render")
         # Renders and file deletions still under way; drain() waits for all of them.
         self._jobs: set[asyncio.Future] = set()
@@ -104,7 +114,7 @@ class Synthesizer:
                    generation: int) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._pool, _render_to, request, out)
+            await loop.run_in_executor(self._pool, _render_to, request, out, self.cache)
         except Exception:  # a render failure fails the task, never the server
             log.exception("render failed for task %s", task_id)
             if generation == self._generation:
@@ -145,9 +155,22 @@ class Synthesizer:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
 
-def _render_to(request: Callable[[], RenderRequest], out: Path) -> None:
+def _render_to(request: Callable[[], RenderRequest], out: Path, cache: ClipCache | None) -> None:
+    """Runs in a pool thread: render ``out`` in a worker process, or link it from the cache."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_clip(request(), out)
+    req = request()
+    if cache is None:
+        render_in_worker(req, out)
+        return
+    digest = request_digest(req)
+    with cache.lock(digest):  # an identical render under way: wait for it, then link its clip
+        if cache.place(digest, out):
+            return
+        render_in_worker(req, out)
+        try:
+            cache.store(digest, out)
+        except OSError:  # the clip is in place; only later tasks miss the cache
+            log.exception("could not keep the clip of %s in the cache", out.name)
 
 
 def _write_inputs(folder: Path, first: bytes, last: bytes | None) -> None:
