@@ -97,7 +97,15 @@ def render_in_worker(req: RenderRequest, out_path: str | os.PathLike[str]) -> No
         worker = _idle.pop() if _idle else None
     if worker is None or not worker.alive:
         worker = WorkerProcess()
-    worker.render(req, out_path)  # a dead worker is closed there, never given back
+    try:
+        worker.render(req, out_path)
+    finally:
+        _give_back(worker)
+
+
+def _give_back(worker: WorkerProcess) -> None:
+    if not worker.alive:  # died mid-job: already reaped by render()
+        return
     with _idle_lock:
         if len(_idle) < MAX_IDLE:
             _idle.append(worker)
