@@ -45,6 +45,9 @@ class WorkerProcess:
     def __init__(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+        # Frame-sized buffers straight from (and back to) the OS, so an idle worker does not keep
+        # the peak of its largest clip (glibc would raise its mmap threshold after the first one).
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mock_server.media.worker", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -21,11 +21,18 @@ from urllib.parse import quote, urlencode
 from .xml_errors import EC_ANONYMOUS_DENIED, EC_EXPIRED, OssError, iso_time, signature_mismatch
 
 
+# Signed result-link paths kept (a link is fixed once its task ends: signed when first served).
+SIGNED_LINKS_KEPT = 4096
+
+
 @dataclass
 class OssSigner:
     secret: bytes
     access_key_id: str
     root: Path
+    # (bucket, key, expires) -> "/bucket/key?Expires=...&OSSAccessKeyId=...&Signature=..."
+    _signed: dict[tuple[str, str, int], str] = field(default_factory=dict, repr=False,
+                                                     compare=False)
 
     @classmethod
     def create(cls, root: Path) -> "OssSigner":
@@ -52,9 +59,17 @@ class OssSigner:
         return self._sign(f"GET\n\n\n{expires}\n/{bucket}/{key}")
 
     def signed_url(self, origin: str, bucket: str, key: str, expires: int) -> str:
-        query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
-                           "Signature": self.link_signature(bucket, key, expires)})
-        return f"{origin}/{bucket}/{quote(key)}?{query}"
+        """The link to ``bucket``/``key`` valid until ``expires``; signed on first use, then
+        reused (the signature depends on nothing else), for the most recent links."""
+        path = self._signed.get((bucket, key, expires))
+        if path is None:
+            query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
+                               "Signature": self.link_signature(bucket, key, expires)})
+            path = f"/{bucket}/{quote(key)}?{query}"
+            if len(self._signed) >= SIGNED_LINKS_KEPT:
+                del self._signed[next(iter(self._signed))]  # the oldest
+            self._signed[(bucket, key, expires)] = path
+        return origin + path
 
     def check_link(self, bucket: str, key: str, query: dict[str, str], now: datetime,
                    host: str) -> OssError | None:
