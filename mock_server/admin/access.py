@@ -48,5 +48,10 @@ async def admin_access(request: web.Request, handler) -> web.StreamResponse:
     if request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/"):
         token = request.app[EMULATOR].settings.admin_token
         if not admin_allowed(request.remote, request.headers.get(TOKEN_HEADER), token):
-            raise DashScopeError.of("access_denied")
+            sent = request.headers.get(TOKEN_HEADER)
+            raise DashScopeError.of("access_denied", reason=(
+                f"/_mock/ answers loopback peers only, and {request.remote} is not one "
+                "(start with --admin-token and send X-Mock-Admin-Token)" if not token else
+                f"{request.remote} is not a loopback peer and "
+                + ("sent a wrong X-Mock-Admin-Token" if sent else "sent no X-Mock-Admin-Token")))
     return await handler(request)

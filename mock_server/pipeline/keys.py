@@ -26,3 +26,7 @@ JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
 TRUNCATE: web.RequestKey[Any] = web.RequestKey("truncate", object)
 ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)
 APPLIED: web.RequestKey[list] = web.RequestKey("applied_faults", list)
+# Observability (pipeline/reasons.py, the journal): notes of what acted on a request, its quota
+# window's state after it was counted.
+NOTES: web.RequestKey[list] = web.RequestKey("notes", list)
+QUOTA: web.RequestKey[Any] = web.RequestKey("quota", object)
