@@ -156,6 +156,14 @@ async def get_task(request: web.Request) -> web.Response:
     return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url))
 
 
+def client_answer(request: web.Request, task: Task) -> dict:
+    """The body the task's owner would get from ``GET /api/v1/tasks/{id}`` now, without faults
+    (for the console; the link is signed for the origin ``request`` came in on)."""
+    now = request.app[EMULATOR].clock.now()
+    video_url = _video_url(request, task) if task.status_at(now) == SUCCEEDED else None
+    return task_body(task, task.task_id, now, request[REQUEST_ID], video_url)
+
+
 def _video_url(request: web.Request, task: Task) -> str | None:
     if not task.video_ready or task.video_key is None or task.end_time is None:
         return None

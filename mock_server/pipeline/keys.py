@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from ..emulator import Emulator
 
 EMULATOR: web.AppKey["Emulator"] = web.AppKey("emulator")
+# What a task's owner would get from a query right now (set by api/, shown by admin/'s console).
+CLIENT_ANSWER: web.AppKey[Any] = web.AppKey("client_answer", object)
 # The client session image URLs are downloaded with (api/image_fetch.py's address rules).
 HTTP_SESSION: web.AppKey["aiohttp.ClientSession"] = web.AppKey("http_session")
 
