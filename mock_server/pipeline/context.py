@@ -88,7 +88,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         response = await _truncated(request, response, request[TRUNCATE])
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     code = code or request.get(ERROR_CODE)
-    if not request.path.startswith("/_mock/"):
+    # The admin API is not journaled (the console polls it), except the calls it refused.
+    if not request.path.startswith("/_mock/") or code == "AccessDenied":
         emulator.journal.record(exchange_entry(
             request, answered, status=None if disconnected else response.status, code=code,
             latency_ms=latency_ms, when=when, reason=reason))

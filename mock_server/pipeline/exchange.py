@@ -58,8 +58,9 @@ def _request_body(request: web.Request) -> tuple[object, int | None]:
 
 def _response_body(response: web.StreamResponse) -> tuple[object, int | None]:
     if isinstance(response, web.FileResponse):
-        return journal.marker(response.content_type, response.content_length, "file"), \
-            response.content_length
+        # Sent after this runs (and maybe as a Range): named, not measured (no disk IO here).
+        name = getattr(response, "_path", None)
+        return f"<file: video/mp4, {name.name if name else 'from disk'}>", None
     body = getattr(response, "body", None)
     if isinstance(body, (bytes, bytearray)):
         if not body:
