@@ -90,7 +90,7 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     code = code or request.get(ERROR_CODE)
     # The admin API is not journaled (the console polls it), except the calls it refused.
     if not request.path.startswith("/_mock/") or code == "AccessDenied":
-        emulator.journal.record(exchange_entry(
+        emulator.journal.record(*exchange_entry(
             request, answered, status=None if disconnected else response.status, code=code,
             latency_ms=latency_ms, when=when, reason=reason))
     if emulator.settings.log_requests:

@@ -19,11 +19,12 @@ from .keys import APPLIED, EMULATOR, JSON_BODY, QUOTA, REGION, REQUEST_ID, TASK_
 
 def exchange_entry(request: web.Request, response: web.StreamResponse, *, status: int | None,
                    code: str | None, latency_ms: float, when: datetime,
-                   reason: str | None) -> dict:
-    """The journal's entry for one exchange (field names: ``journal.FIELDS``)."""
+                   reason: str | None) -> tuple[dict, int | None]:
+    """The journal's entry for one exchange (field names: ``journal.FIELDS``), and the size its
+    request body keeps (for the journal's byte bound)."""
     emulator = request.app[EMULATOR]
     account = emulator.keys.lookup(request.headers.get("Authorization"), request[REGION])
-    request_body, request_bytes = _request_body(request)
+    request_body, request_bytes, kept = _request_body(request)
     response_body, response_bytes = _response_body(response)
     return {
         "method": request.method, "path": request.path, "region": request[REGION],
@@ -38,22 +39,24 @@ def exchange_entry(request: web.Request, response: web.StreamResponse, *, status
         "request_body": request_body, "request_bytes": request_bytes,
         "response_headers": journal.headers_of(response.headers.items()),
         "response_body": response_body, "response_bytes": response_bytes,
-    }
+    }, kept
 
 
-def _request_body(request: web.Request) -> tuple[object, int | None]:
-    """(body as kept, its size): the parsed JSON when a handler parsed it, the bytes when
-    something read them, a marker for a body nobody read (an upload streamed to disk)."""
+def _request_body(request: web.Request) -> tuple[object, int | None, int | None]:
+    """(body as kept, its size as sent, the size kept): the parsed JSON when a handler parsed it,
+    the bytes when something read them, a marker for a body nobody read (an upload streamed to
+    disk)."""
     parsed = request.get(JSON_BODY)
     raw = request._read_bytes  # aiohttp keeps a body that was read here; never read it ourselves
     size = len(raw) if raw is not None else request.content_length
     if parsed is not None and parsed[0]:
-        return journal.elide(parsed[1]), size
+        tally = [0]
+        return journal.elide(parsed[1], tally), size, tally[0]
     if raw is not None:
-        return journal.RawBody(raw, request.content_type), size
+        return journal.RawBody(raw, request.content_type), size, len(raw)
     if request.body_exists:
-        return journal.marker(request.content_type, size, "not read"), size
-    return None, None
+        return journal.marker(request.content_type, size, "not read"), size, None
+    return None, None, 0
 
 
 def _response_body(response: web.StreamResponse) -> tuple[object, int | None]:

@@ -74,21 +74,27 @@ def marker(content_type: str | None, size: int | None, what: str) -> str:
     return f"<{what}: {content_type or 'no content type'}, {size_text}>"
 
 
-def elide(value: Any) -> Any:
+def elide(value: Any, tally: list[int] | None = None) -> Any:
     """``value`` (parsed JSON) with every long ``data:`` URL replaced by a marker naming its MIME
-    type and decoded size; the rest is shared with ``value``, not copied."""
+    type and decoded size; the rest is shared with ``value``, not copied. ``tally[0]`` grows by
+    the characters kept (the journal's size estimate, without a second walk)."""
     if isinstance(value, str):
+        if tally is not None:
+            tally[0] += min(len(value), DATA_URL_KEEP if value.startswith("data:") else
+                            BODY_MAX_CHARS)
         if len(value) > DATA_URL_KEEP and value.startswith("data:"):
-            head, _, payload = value.partition(",")
-            mime = head[5:].split(";", 1)[0] or "text/plain"
-            size = len(payload) * 3 // 4 - payload[-2:].count("=") if ";base64" in head \
-                else len(payload)
+            comma = value.find(",", 0, 256)  # never copy the payload: it may be megabytes
+            head = value[5:comma] if comma >= 0 else value[5:64]
+            mime = head.split(";", 1)[0] or "text/plain"
+            length = len(value) - comma - 1 if comma >= 0 else 0
+            size = (length * 3 // 4 - (2 if value.endswith("==") else value.endswith("="))
+                    if ";base64" in head else length)
             return marker(mime, size, "data URL elided")
         return value if len(value) <= BODY_MAX_CHARS else value[:BODY_MAX_CHARS] + "<… cut>"
     if isinstance(value, dict):
-        return {k: elide(v) for k, v in value.items()}
+        return {k: elide(v, tally) for k, v in value.items()}
     if isinstance(value, list):
-        return [elide(v) for v in value]
+        return [elide(v, tally) for v in value]
     return value
 
 
@@ -111,12 +117,14 @@ def _mask(value: str) -> str:
 
 
 def _size_of(value: Any) -> int:
+    """A cheap estimate of what ``value`` keeps in memory (headers, bodies)."""
     if isinstance(value, RawBody):
         return len(value.data)
     if isinstance(value, str):
         return len(value)
-    if isinstance(value, dict):
-        return sum(len(str(k)) + _size_of(v) for k, v in value.items())
+    if isinstance(value, dict):  # headers: flat str -> str
+        return sum(len(k) + len(v) if isinstance(v, str) else len(k) + _size_of(v)
+                   for k, v in value.items())
     if isinstance(value, list):
         return sum(_size_of(v) for v in value)
     return 8
@@ -141,9 +149,13 @@ class Journal:
         self._bytes = 0
         self._by_id: dict[str, dict] = {}
 
-    def record(self, entry: dict) -> None:
-        cost = _ENTRY_OVERHEAD + sum(_size_of(entry.get(k)) for k in EXCHANGE_FIELDS) + \
-            len(entry.get("reason") or "")
+    def record(self, entry: dict, body_size: int | None = None) -> None:
+        """Keep ``entry``; ``body_size`` (when known) is what its parsed request body keeps, so
+        it need not be walked again."""
+        cost = (_ENTRY_OVERHEAD + len(entry.get("reason") or "")
+                + _size_of(entry.get("request_headers")) + _size_of(entry.get("response_headers"))
+                + _size_of(entry.get("response_body"))
+                + (body_size if body_size is not None else _size_of(entry.get("request_body"))))
         self._entries.append((entry, cost))
         self._bytes += cost
         if entry.get("request_id"):
