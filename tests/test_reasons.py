@@ -385,3 +385,33 @@ async def test_a_disconnect_rule_is_in_the_journal_with_its_draw(reasons_client)
     assert entries and all(e["status"] is None for e in entries)
     assert all(f"fault rule {rule['id']}: connection closed without an answer, draw 0." in
                e["reason"] and "< probability 0.5" in e["reason"] for e in entries)
+
+
+async def test_upload_refusals_say_why(reasons_client):
+    import aiohttp
+    client = await reasons_client()
+    policy = (await (await client.get("/api/v1/uploads", params={
+        "action": "getPolicy", "model": "wan2.2-kf2v-flash"}, headers=auth())).json())["data"]
+    bucket = "/" + policy["upload_host"].rsplit("/", 1)[1]
+
+    def form(**changes):
+        data = aiohttp.FormData()
+        fields = {"OSSAccessKeyId": policy["oss_access_key_id"], "Signature": policy["signature"],
+                  "policy": policy["policy"], "key": policy["upload_dir"] + "/a.png",
+                  "x-oss-object-acl": "private", "x-oss-forbid-overwrite": "true",
+                  "success_action_status": "200", **changes}
+        for name, value in fields.items():
+            data.add_field(name, value)
+        data.add_field("file", b"png", filename="a.png", content_type="image/png")
+        return data
+
+    response = await client.post(bucket, data=form(Signature="forged"))
+    assert response.status == 403 and "<Code>SignatureDoesNotMatch</Code>" in await response.text()
+    assert "the policy's Signature does not match it" in response.headers[REASON_HEADER]
+    response = await client.post(bucket, data=form(key="elsewhere/a.png"))
+    assert response.status == 403
+    assert "is not a plain path inside the granted directory" in response.headers[REASON_HEADER]
+    client.emulator.clock.advance(301)
+    response = await client.post(bucket, data=form())
+    assert response.status == 403 and "Policy expired." in await response.text()
+    assert "300 s after getPolicy" in response.headers[REASON_HEADER]
