@@ -415,3 +415,8 @@ async def test_upload_refusals_say_why(reasons_client):
     response = await client.post(bucket, data=form())
     assert response.status == 403 and "Policy expired." in await response.text()
     assert "300 s after getPolicy" in response.headers[REASON_HEADER]
+
+
+def test_client_input_cannot_break_a_log_line():
+    from mock_server.pipeline.reasons import compose
+    assert compose("http://a/\nFAKE 200 line", ["x\r"]) == "http://a/\\x0aFAKE 200 line; x\\x0d"

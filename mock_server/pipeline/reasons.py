@@ -15,6 +15,7 @@ REASON_HEADER = "X-Kf2v-Mock-Reason"
 # Header values are kept short: clients and proxies cap header sizes; the journal has it all.
 HEADER_MAX_CHARS = 300
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def note(request: web.Request, text: str) -> None:
@@ -29,7 +30,8 @@ def compose(refusal: str | None, notes: list[str] | None) -> str | None:
     """The one reason of an answer: the refusal first, then the notes, in the order they happened."""
     parts = [refusal] if refusal else []
     parts += notes or []
-    return "; ".join(parts) or None
+    # Control characters from client input (a URL with a newline) never break a log line.
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "; ".join(parts)) or None
 
 
 def header_value(reason: str) -> str:
