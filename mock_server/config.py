@@ -57,6 +57,12 @@ class Settings:
     # /_mock/ answers loopback peers only; with a token, other peers that send it in
     # X-Mock-Admin-Token too (admin/access.py).
     admin_token: str | None = None
+    # The intercepting proxy (proxy/; README "Clients you cannot change"): None = off, 0 = a free
+    # port. Loopback unless told otherwise. Its CA lives in ca_dir, else DATA_DIR/ca, else a
+    # per-user directory (proxy/authority.py).
+    proxy_port: int | None = None
+    proxy_host: str = "127.0.0.1"
+    ca_dir: Path | None = None
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,

@@ -14,12 +14,14 @@ from ..media.sizing import output_size
 from ..pipeline.answers import json_response
 from ..pipeline.bodies import read_json_body
 from ..pipeline.endpoints import endpoint
-from ..pipeline.keys import EMULATOR, FAULT_PLAN, HTTP_SESSION, REGION, REQUEST_ID, TASK_ID
+from ..pipeline.keys import (EMULATOR, FAULT_PLAN, HTTP_SESSION, INTERCEPTED, REGION, REQUEST_ID,
+                             TASK_ID)
 from ..pipeline.reasons import note
 from ..tasks.errors import DashScopeError, quoted
 from ..tasks.models import (STATUSES, SUCCEEDED, TASK_TTL, UPLOAD_MAX_BYTES, UPLOAD_POLICY_TTL,
                             Account, Failure, Task, UploadPolicy)
 from ..tasks.regions import REGIONS, Region
+from ..tasks.regions import bucket_url as real_bucket_url
 from ..tasks.service import ListQuery, default_list_window
 from ..tasks.timestamps import parse_list_time
 from .create_body import parse_create_body
@@ -45,6 +47,15 @@ def public_origin(request: web.Request) -> str:
         if sockname:
             host = f"{sockname[0]}:{sockname[1]}"
     return f"{request.scheme}://{host}"
+
+
+def bucket_url(request: web.Request, bucket: str) -> str:
+    """Where the client reaches ``bucket``: through the intercepting proxy, its real-looking OSS
+    host (``https://dashscope-result-bj.oss-cn-beijing.aliyuncs.com``), which the proxy serves too;
+    otherwise path-style on the address the client used."""
+    if request.get(INTERCEPTED):
+        return real_bucket_url(bucket)
+    return f"{public_origin(request)}/{bucket}"
 
 
 # --- create --------------------------------------------------------------------------------------
@@ -174,7 +185,7 @@ def _video_url(request: web.Request, task: Task) -> str | None:
         # An expire_url fault: the link is already past its Expires when first served.
         expires = int(emulator.clock.now().timestamp()) - 1
     bucket = REGIONS[task.region].result_bucket
-    return emulator.oss.signed_url(public_origin(request), bucket, task.video_key, expires)
+    return emulator.oss.signed_url(bucket_url(request, bucket), bucket, task.video_key, expires)
 
 
 @endpoint("list")
@@ -278,7 +289,7 @@ async def get_upload_policy(request: web.Request) -> web.Response:
         "policy": policy,
         "signature": signature,
         "upload_dir": upload_dir,
-        "upload_host": f"{public_origin(request)}/{bucket}",
+        "upload_host": bucket_url(request, bucket),
         "expire_in_seconds": int(UPLOAD_POLICY_TTL.total_seconds()),
         "max_file_size_mb": -(-max_bytes // (1024 * 1024)),  # whole MB, rounded up
         "capacity_limit_mb": 999999999,

@@ -51,10 +51,12 @@ class OssSigner:
         # OSS V1: HMAC-SHA1 over "VERB\nMD5\nType\nExpires\n/bucket/key" (GET and HEAD sign alike here).
         return self._sign(f"GET\n\n\n{expires}\n/{bucket}/{key}")
 
-    def signed_url(self, origin: str, bucket: str, key: str, expires: int) -> str:
+    def signed_url(self, bucket_url: str, bucket: str, key: str, expires: int) -> str:
+        """``bucket_url`` is where the client reaches the bucket (path-style or virtual-hosted);
+        the signature covers ``/bucket/key`` either way, as OSS's does."""
         query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
                            "Signature": self.link_signature(bucket, key, expires)})
-        return f"{origin}/{bucket}/{quote(key)}?{query}"
+        return f"{bucket_url}/{quote(key)}?{query}"
 
     def check_link(self, bucket: str, key: str, query: dict[str, str], now: datetime,
                    host: str) -> OssError | None:
