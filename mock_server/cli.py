@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 from .app import base_urls, create_app, start_server
 from .config import Settings
 from .pipeline.keys import EMULATOR
@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="getPolicy requests per second per account and model (default: 100)")
     serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
                        help="ignore X-Mock-Scenario headers and [mock:...] prompt directives")
-    serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    serve.add_argument("--quiet", action="store_true",
+                       help="no per-request or per-task log lines")
     safety = serve.add_argument_group("isolation and safety (README, \"Isolation and safety\")")
     safety.add_argument("--admin-token", default=_env("admin-token", None),
                         help="also let non-loopback peers use /_mock/ when they send this in "
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
     add_proxy_arguments(serve)
+    logging_flags = serve.add_argument_group("logging (README, \"See what happened\")")
+    logging_flags.add_argument("--log-level", choices=logs.LEVELS,
+                               default=str(_env("log-level", "info")).lower(),
+                               help="the least severe lines shown (default: info)")
+    logging_flags.add_argument("--log-format", choices=logs.FORMATS,
+                               default=str(_env("log-format", "text")).lower(),
+                               help="text lines (default) or one JSON object per line")
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
@@ -219,7 +227,7 @@ def run_main(argv: list[str]) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    _setup_logging(settings)
+    _setup_logging(settings, args)
     try:
         return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept))
     except (DataDirError, CaError) as exc:
@@ -227,9 +235,8 @@ def run_main(argv: list[str]) -> int:
         return 1
 
 
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
+    logs.setup(args.log_level, args.log_format, quiet=args.quiet)
     log.info("kf2v-mock %s, timing %s, seed %s", __version__, settings.timing, settings.seed)
 
 
@@ -245,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    _setup_logging(settings)
+    _setup_logging(settings, args)
     try:
         asyncio.run(serve(settings))
     except (DataDirError, CaError) as exc:

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -151,10 +152,21 @@ class Kf2v:
                 return task
         raise LookupError(f"the emulator has no task {task_id}")
 
-    def requests(self) -> list[dict]:
-        """The request journal (``GET /_mock/requests``): method, path, region, api_key_id,
-        status, code, latency_ms, request_id, task_id, endpoint, time."""
-        return self.admin("GET", "/_mock/requests")["requests"]
+    def requests(self, **filters: Any) -> list[dict]:
+        """The request journal (``GET /_mock/requests``), oldest first: each entry has method,
+        path, region, api_key_id, status, code, latency_ms, request_id, task_id, endpoint, time,
+        faults, reason, quota and the exchanged headers and bodies. ``filters`` are the list's:
+        ``endpoint="create"``, ``status=429`` (or ``"4xx"``), ``code``, ``method``, ``region``,
+        ``api_key_id``, ``task_id``, ``request_id``, ``path``, ``path_prefix``, ``since``/``until``
+        (virtual time: a datetime or ISO text), ``fault`` (a rule id), ``reason`` (text it
+        contains, ``"*"``: any), ``min_latency_ms``, and ``order``/``limit``/``brief``."""
+        query = {name: _query_value(value) for name, value in filters.items() if value is not None}
+        path = "/_mock/requests" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self.admin("GET", path)["requests"]
+
+    def request(self, request_id: str) -> dict:
+        """One journal entry, by the ``request_id`` the client got (``GET /_mock/requests/{id}``)."""
+        return self.admin("GET", f"/_mock/requests/{urllib.parse.quote(request_id)}")
 
     # faults
     def fault(self, **rule: Any) -> dict:
@@ -231,6 +243,14 @@ class Kf2v:
         except ClockError:  # a running clock got there first
             pass
         return "advanced", current
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "1" if value else ""
+    return str(value)
 
 
 # --- fixtures --------------------------------------------------------------------------------------
