@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -33,6 +34,7 @@ from typing import Callable
 from ..media.render import RenderRequest, request_digest
 from ..media.worker import render_in_worker
 from .clip_cache import ClipCache
+from .lifecycle import log_event
 from .models import Task
 from .service import TaskService
 
@@ -99,7 +101,7 @@ class Synthesizer:
                 watermark=task.spec.watermark, preset=self.preset)
         out = self.path_for(bucket, task.video_key or f"{task.task_id}.mp4")
         self._track(asyncio.get_running_loop().create_task(
-            self._run(task.task_id, request, out, self._generation)))
+            self._run(task, request, out, self._generation)))
 
     def forget_inputs(self, task_id: str) -> None:
         """Delete a task's kept frames (off the loop); nothing to do without an inputs dir."""
@@ -110,11 +112,13 @@ class Synthesizer:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _run(self, task_id: str, request: Callable[[], RenderRequest], out: Path,
+    async def _run(self, task: Task, request: Callable[[], RenderRequest], out: Path,
                    generation: int) -> None:
         loop = asyncio.get_running_loop()
+        task_id = task.task_id
         try:
-            await loop.run_in_executor(self._pool, _render_to, request, out, self.cache)
+            seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task,
+                                                 self.cache)
         except Exception:  # a render failure fails the task, never the server
             log.exception("render failed for task %s", task_id)
             if generation == self._generation:
@@ -122,6 +126,8 @@ class Synthesizer:
                 self.forget_inputs(task_id)
             return
         if generation == self._generation:
+            log_event("render_finish", task, f"render finished in {seconds:.2f} s "
+                      f"({task.width}x{task.height})", seconds=round(seconds, 3))
             # Recorded before the frames go: a crash in between only renders the clip again.
             self.service.mark_video_ready(task_id)
             self.forget_inputs(task_id)
@@ -155,22 +161,27 @@ class Synthesizer:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
 
-def _render_to(request: Callable[[], RenderRequest], out: Path, cache: ClipCache | None) -> None:
-    """Runs in a pool thread: render ``out`` in a worker process, or link it from the cache."""
+def _render_to(request: Callable[[], RenderRequest], out: Path, task: Task,
+               cache: ClipCache | None) -> float:
+    """Runs in a pool thread: render ``out`` in a worker process, or link it from the cache;
+    returns the seconds it took."""
+    started = time.perf_counter()
+    log_event("render_start", task, "render started")
     out.parent.mkdir(parents=True, exist_ok=True)
     req = request()
     if cache is None:
         render_in_worker(req, out)
-        return
+        return time.perf_counter() - started
     digest = request_digest(req)
     with cache.lock(digest):  # an identical render under way: wait for it, then link its clip
         if cache.place(digest, out):
-            return
+            return time.perf_counter() - started
         render_in_worker(req, out)
         try:
             cache.store(digest, out)
         except OSError:  # the clip is in place; only later tasks miss the cache
             log.exception("could not keep the clip of %s in the cache", out.name)
+    return time.perf_counter() - started
 
 
 def _write_inputs(folder: Path, first: bytes, last: bytes | None) -> None:
