@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """kf2v-mock's performance, as ONE table of ratios, each against a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/run.py                # everything, about 6-9 minutes
+    .venv/bin/python benchmarks/run.py                # everything (13 min at load average 12, 4-s wrk runs)
     .venv/bin/python benchmarks/run.py --skip-peers   # without Prism/WireMock/Mockoon/moto
     .venv/bin/python benchmarks/run.py --only render,startup --rounds 5
 
@@ -664,7 +664,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per wrk run")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections: {','.join(SECTIONS)}")
     parser.add_argument("--skip-peers", action="store_true")
