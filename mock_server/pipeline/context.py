@@ -15,6 +15,7 @@ from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
 from .answers import error_response
+from .client_facts import client_facts
 from .endpoints import endpoint_of
 from .keys import APPLIED, EMULATOR, ERROR_CODE, REGION, REQUEST_ID, TASK_ID, TRUNCATE
 
@@ -86,6 +87,9 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
             "request_id": request_id, "task_id": request.get(TASK_ID),
             "endpoint": endpoint_of(request), "time": when.isoformat(),
             "faults": list(request.get(APPLIED, [])),
+            # --- client facts for the report card (traffic/journal.py REPORT_FIELDS) ---
+            **await client_facts(request, None if disconnected else response,
+                                 endpoint_of(request), emulator),
         })
     if emulator.settings.log_requests:
         log.info("%s %s %s %s region=%s request_id=%s %.1fms", request.remote, request.method,
