@@ -45,7 +45,7 @@ class Scenario:
         return body
 
     def _creates_only(self) -> bool:
-        return any(kind == "task_failure" for kind, _ in self.request)
+        return any(kind in ("task_failure", "task_timing") for kind, _ in self.request)
 
 
 def _error(name: str, description: str, error: str) -> Scenario:
@@ -130,7 +130,27 @@ class Selected:
     delay_ms: float = 0.0
     terminal: tuple[str, dict] | None = None
     task_failure: dict | None = None
+    task_timing: dict | None = None
     task_rules: list[tuple[str, dict]] = field(default_factory=list)  # (scenario name, rule)
+
+    def add(self, name: str, scenario: Scenario, endpoint: str) -> None:
+        """Combine one more scenario: delays add up, the first terminal action and the first task
+        failure/timing win, task rules accumulate (creates only)."""
+        self.names.append(name)
+        for kind, spec in scenario.request:
+            action = normalize_action(kind, spec)
+            if kind == "delay":
+                self.delay_ms += action["ms"]
+            elif kind == "task_failure":
+                if endpoint == "create" and self.task_failure is None:
+                    self.task_failure = action
+            elif kind == "task_timing":
+                if endpoint == "create" and self.task_timing is None:
+                    self.task_timing = action
+            elif self.terminal is None:
+                self.terminal = (kind, action)
+        if endpoint == "create":
+            self.task_rules += [(name, rule) for rule in scenario.task]
 
 
 def select(header: str | None, prompt: str | None, endpoint: str) -> Selected:
@@ -139,17 +159,5 @@ def select(header: str | None, prompt: str | None, endpoint: str) -> Selected:
         names += DIRECTIVE.findall(prompt)
     selected = Selected()
     for name in names:
-        scenario = resolve(name)
-        selected.names.append(name)
-        for kind, spec in scenario.request:
-            action = normalize_action(kind, spec)
-            if kind == "delay":
-                selected.delay_ms += action["ms"]
-            elif kind == "task_failure":
-                if endpoint == "create" and selected.task_failure is None:
-                    selected.task_failure = action
-            elif selected.terminal is None:
-                selected.terminal = (kind, action)
-        if endpoint == "create":
-            selected.task_rules += [(name, rule) for rule in scenario.task]
+        selected.add(name, resolve(name), endpoint)
     return selected
