@@ -54,6 +54,10 @@ class Settings:
     # /_mock/ answers loopback peers only; with a token, other peers that send it in
     # X-Mock-Admin-Token too (admin/access.py).
     admin_token: str | None = None
+    # A seeded chaos run (traffic/chaos.py): every create takes hard paths drawn from this seed's
+    # schedule with this profile; None: off.
+    chaos_seed: int | None = None
+    chaos_profile: str = "default"
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,

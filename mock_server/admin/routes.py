@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import handlers
+from . import handlers, report_handlers
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,3 +21,8 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/_mock/requests", handlers.list_requests)
     r.add_delete("/_mock/requests", handlers.clear_requests)
     r.add_get("/_mock/scenarios", handlers.list_scenarios)
+    # The client report card and the seeded chaos run (report_handlers.py).
+    r.add_get("/_mock/report", report_handlers.get_report)
+    r.add_get("/_mock/chaos", report_handlers.get_chaos)
+    r.add_post("/_mock/chaos", report_handlers.start_chaos)
+    r.add_delete("/_mock/chaos", report_handlers.stop_chaos)
