@@ -76,12 +76,15 @@ def _counts(findings) -> dict[str, int]:
 
 
 def _clients(observed: Observed, findings, filters: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per key that sent requests (downloads count for the task's owner)."""
+    """One row per key that sent requests (downloads count for the task's owner; uploads, which
+    carry no key, for nobody)."""
     rows: dict[str | None, dict[str, Any]] = {}
     for entry in observed.entries:
         if entry.endpoint is None:
             continue
         key_id, account_id, region = observed.who(entry)
+        if key_id is None and entry.endpoint in ("upload", "download"):
+            continue  # OSS requests never carry a key: not a keyless client
         row = rows.setdefault(key_id, {"key_id": key_id, "account_id": account_id,
                                        "regions": [], "requests": 0, "tasks": 0})
         row["account_id"] = row["account_id"] or account_id

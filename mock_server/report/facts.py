@@ -109,6 +109,7 @@ class Observed:
         self.by_task: dict[str, list[Entry]] = {}
         self.creates: list[Entry] = []
         self.created: dict[str, Entry] = {}  # task id -> the create that made it
+        self.lists = [e for e in self.entries if e.endpoint == "list" and e.status == 200]
         for entry in self.entries:
             if entry.endpoint == "create":
                 self.creates.append(entry)

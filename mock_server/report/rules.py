@@ -311,8 +311,7 @@ def _ending(facts, observed: Observed) -> str:
 
 
 def _listed_after(observed: Observed, create: Entry, when) -> bool:
-    return any(e.endpoint == "list" and e.status == 200 and e.time >= when
-               and e.account_id == create.account_id for e in observed.entries)
+    return any(e.time >= when and e.account_id == create.account_id for e in observed.lists)
 
 
 @_rule("result-not-downloaded", INFO, "never downloaded a finished video",
