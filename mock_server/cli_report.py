@@ -36,17 +36,23 @@ def _env(name: str, default):
 
 
 # --- serve and run: the chaos run ------------------------------------------------------------------
+def _profile(name: str) -> str:
+    if name not in PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown chaos profile {name!r} (use one of "
+                                         f"{', '.join(PROFILES)})")
+    return name
+
+
 def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
+    # String defaults (from KF2V_MOCK_CHAOS*) go through ``type`` too: a bad one is a usage error.
     group = parser.add_argument_group("seeded chaos run (README, \"A seeded chaos run\")")
-    seed = _env("chaos", None)
-    group.add_argument("--chaos", type=int, metavar="SEED",
-                       default=int(seed) if seed not in (None, "") else None,
+    group.add_argument("--chaos", type=int, metavar="SEED", default=_env("chaos", None) or None,
                        help="every create and task takes legal but hard paths drawn from this "
                             "seed's schedule (429s, long PENDING/RUNNING, 503s and dropped polls, "
                             "FAILED tasks, expired links, truncated downloads)")
-    group.add_argument("--chaos-profile", choices=list(PROFILES),
+    group.add_argument("--chaos-profile", type=_profile, metavar="NAME",
                        default=_env("chaos-profile", "default"),
-                       help="which hard paths and how often: " + "; ".join(
+                       help="which hard paths, and how often: " + "; ".join(
                            f"{p.name}: {p.description}" for p in PROFILES.values()))
 
 
@@ -56,8 +62,8 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--report", action="store_true",
                        help="print the client report card after COMMAND (always with --chaos)")
     group.add_argument("--strict", action="store_true",
-                       help=f"with --report: exit {STRICT_EXIT} when the card has an error "
-                            "finding and COMMAND itself passed")
+                       help=f"print the card (as --report) and exit {STRICT_EXIT} when it has an "
+                            "error finding and COMMAND itself passed")
     group.add_argument("--report-threshold", action="append", default=[],
                        metavar="NAME=VALUE", help="change a report threshold (" +
                        ", ".join(THRESHOLDS) + ")")

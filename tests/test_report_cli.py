@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from mock_server.cli import main
@@ -106,3 +107,18 @@ def test_report_command_against_a_running_emulator(tmp_path, capsys):
         assert json.loads(out)["findings"] == [] and card["findings"][0]["key_id"] != "000000"
     code, _, err = report(capsys, "--url", root)
     assert code == 1 and "cannot read" in err and "Traceback" not in err
+
+
+def test_chaos_flags_and_their_environment_variables(monkeypatch, capsys):
+    from mock_server.cli import build_parser, settings_from_args
+    settings = settings_from_args(build_parser().parse_args(["serve", "--chaos", "7",
+                                                             "--chaos-profile", "quick"]))
+    assert (settings.chaos_seed, settings.chaos_profile) == (7, "quick")
+    assert settings_from_args(build_parser().parse_args(["serve"])).chaos_seed is None
+    monkeypatch.setenv("KF2V_MOCK_CHAOS", "9")
+    assert settings_from_args(build_parser().parse_args(["serve"])).chaos_seed == 9
+    monkeypatch.setenv("KF2V_MOCK_CHAOS_PROFILE", "wild")
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args(["serve"])
+    assert exit.value.code == 2
+    assert "unknown chaos profile 'wild'" in capsys.readouterr().err

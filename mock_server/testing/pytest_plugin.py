@@ -386,9 +386,12 @@ def kf2v(kf2v_server, request: pytest.FixtureRequest) -> Iterator[Kf2v]:
         handle.admin("DELETE", "/_mock/chaos")
     yield handle
     if _report_wanted(request.config) or chaos is not None:
-        card = handle.report()
-        shown = card.findings or card.data.get("chaos")
-        request.node.user_properties.append((_ReportCards.PROPERTY, card.text() if shown else ""))
+        try:
+            card = handle.report()
+            text = card.text() if card.findings or card.data.get("chaos") else ""
+        except Exception as exc:  # never fail the test for its card; say why it is missing
+            text = f"no report card: {exc}"
+        request.node.user_properties.append((_ReportCards.PROPERTY, text))
 
 
 @pytest.fixture
