@@ -273,6 +273,8 @@ def test_filters_by_key_account_region_and_since(api, two_clients):
     later = (api.t0 + timedelta(seconds=1)).isoformat()
     card = report(api, since=later)
     assert card.findings == [] and card.data["filters"] == {"since": later}
+    unencoded = api.http.get(f"{api.root}/_mock/report?final=true&since={later}")  # + -> space
+    assert unencoded.json()["filters"] == {"since": later}
 
 
 def test_thresholds_have_documented_defaults_and_can_be_changed(api):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -36,7 +37,8 @@ async def get_report(request: web.Request) -> web.Response:
         thresholds = Thresholds().with_overrides({k: query[k] for k in THRESHOLDS if k in query})
         filters: dict = {k: query[k] for k in FILTERS if query.get(k)}
         if "since" in filters:
-            filters["since"] = parse_iso(filters["since"])
+            # An unencoded "+08:00" in a URL arrives as " 08:00".
+            filters["since"] = parse_iso(re.sub(r" (\d{2}:\d{2})$", r"+\1", filters["since"]))
     except ValueError as exc:
         raise DashScopeError.mock(f"bad report parameter: {exc}") from None
     final = query.get("final", "").strip().lower() in ("1", "true", "yes", "on")
