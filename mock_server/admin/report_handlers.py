@@ -52,7 +52,7 @@ async def report_for(emulator: "Emulator", *, final: bool = False,
     """The card's JSON for this emulator now (also what ``kf2v-mock run --report`` prints)."""
     # Gather on the loop (the store and the journal are the loop's), judge in a worker thread.
     now = emulator.clock.now()
-    journal = emulator.journal.entries()
+    journal = emulator.journal.entries(brief="true")  # the summary and the client facts
     tasks = {}
     for task_id in {e["task_id"] for e in journal if e.get("task_id")}:
         task = emulator.store.get_task(task_id)

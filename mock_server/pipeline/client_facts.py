@@ -38,7 +38,7 @@ async def client_facts(request: web.Request, response: web.StreamResponse | None
         facts["model"], facts["body_digest"] = await _create_body_facts(request)
     elif endpoint == "get_policy":
         facts["model"] = request.query.get("model") or None
-    elif endpoint == "query" and response is not None:
+    elif endpoint == "query" and response is not None and not facts["truncated"]:
         facts["task_status"], facts["link_expires"] = _query_answer(response)
     elif endpoint == "download":
         facts["link_expires"] = _expires_iso(request.query.get("Expires"))
