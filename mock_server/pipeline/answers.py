@@ -20,6 +20,17 @@ def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
                         content_type="application/json", charset="utf-8")
 
 
+def json_bytes(body: Any) -> bytes:
+    """``body`` encoded exactly as ``json_response`` sends it."""
+    return _JSON.encode(body).encode()
+
+
+def json_bytes_response(data: bytes, status: int = 200) -> web.Response:
+    """An answer whose JSON is already encoded (``json_bytes``), with ``json_response``'s headers."""
+    return web.Response(body=data, status=status, content_type="application/json",
+                        charset="utf-8")
+
+
 def error_response(error: DashScopeError, request_id: str) -> web.Response:
     response = json_response(error.body(request_id), status=error.status)
     response.headers.update(error.headers)

@@ -80,12 +80,13 @@ class TaskService:
         return task
 
     # --- read ------------------------------------------------------------------------------------
-    def get(self, account: Account, task_id: str) -> Task | None:
-        """The account's task, or None when it does not exist for this account (-> UNKNOWN)."""
+    def get(self, account: Account, task_id: str, now: datetime | None = None) -> Task | None:
+        """The account's task, or None when it does not exist for this account (-> UNKNOWN) or
+        is over 24 h old at ``now`` (default: the clock's now)."""
         task = self.store.get_task(task_id)
         if task is None or task.region != account.region or task.account_id != account.account_id:
             return None
-        if self.clock.now() >= task.expires_at:
+        if (now or self.clock.now()) >= task.expires_at:
             return None
         return task
 
