@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument("--deny-loopback-image-urls", action="store_true",
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
+    benchmarks = serve.add_argument_group("benchmarks")
+    benchmarks.add_argument("--no-render", action="store_true", default=_env_flag("no-render"),
+                            help="keep no frames and render no clips: tasks succeed without a "
+                                 "video (result links answer 404); for benchmarks of everything "
+                                 "else (benchmarks/bench_scale.py)")
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
@@ -134,7 +139,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         query_qps=args.query_qps, policy_qps=args.policy_qps, scenarios=not args.no_scenarios,
         admin_token=args.admin_token or None,
         allow_private_image_urls=args.allow_private_image_urls,
-        allow_loopback_image_urls=not args.deny_loopback_image_urls)
+        allow_loopback_image_urls=not args.deny_loopback_image_urls,
+        render=not args.no_render)
 
 
 async def serve(settings: Settings) -> None:

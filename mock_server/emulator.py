@@ -35,6 +35,7 @@ from .traffic.quotas import Quotas
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
+SWEEP_BATCH = 1000  # expired uploads or policies forgotten per store call
 
 
 class Emulator:
@@ -54,7 +55,8 @@ class Emulator:
         self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
                                        workers=settings.render_workers,
                                        preset=settings.render_preset,
-                                       inputs_dir=self.inputs_dir if store.durable else None)
+                                       inputs_dir=self.inputs_dir if store.durable else None,
+                                       render=settings.render)
         saved_signer = self.store.get_meta(OSS_META)
         self.oss = (OssSigner.from_meta(saved_signer, self.data_dir / "oss") if saved_signer
                     else OssSigner.create(self.data_dir / "oss"))
@@ -86,7 +88,7 @@ class Emulator:
             clock = VirtualClock(self.settings.clock_start, frozen=self.settings.clock_frozen)
         else:
             # Never before anything already recorded, even if the host's clock went back.
-            latest = max((t.canceled_time or t.submit_time for t in self.store.tasks()),
+            latest = max((t.canceled_time or t.submit_time for t in self.store.iter_tasks()),
                          default=None)
             clock = VirtualClock.resume(json.loads(saved), not_before=latest)
         self._save_clock(clock)
@@ -112,25 +114,27 @@ class Emulator:
         if removed:
             log.info("removed %d half-written file(s) left by a previous run", len(removed))
         kept = set(await loop.run_in_executor(None, _listdir, self.inputs_dir))
-        # A create or cancel cut off between its writes left start times stale: recompute them.
-        self.service.reschedule_all()
         now = self.clock.now()
-        resumed = 0
-        for task in self.store.tasks():
+        needed, resumed, lost = set(), 0, 0
+        for task in self.store.iter_tasks():
             if not _needs_clip(task, now):
-                if task.task_id in kept:
-                    self.synthesizer.forget_inputs(task.task_id)
-            elif task.task_id in kept:
+                continue
+            if task.inputs in kept:
+                needed.add(task.inputs)
                 self.synthesizer.resume(task, REGIONS[task.region].result_bucket)
                 resumed += 1
             else:
-                # Its frames are written before a create is answered: this one never was.
-                log.info("dropping task %s: its create was never answered", task.task_id)
-                self.store.delete_task(task.task_id)
-        for task_id in kept - {t.task_id for t in self.store.tasks()}:
-            self.synthesizer.forget_inputs(task_id)  # of a task reset or dropped meanwhile
+                # Its frames are gone (deleted by hand, or a schema 1 create cut off before
+                # they were written): its clip can never be made. It fails like a render would,
+                # and keeps its place in its queue (dropping it would move the others).
+                self.service.mark_render_failed(task.task_id)
+                lost += 1
+        for ref in kept - needed:
+            self.synthesizer.forget_inputs(ref)  # of a task done, reset, swept or never stored
         if resumed:
             log.info("rendering %d unfinished clip(s) again", resumed)
+        if lost:
+            log.warning("%d unfinished task(s) have lost their input frames: they fail", lost)
 
     def checkpoint(self) -> None:
         """Disk housekeeping of the store; blocks, so the app calls it in a worker thread."""
@@ -141,19 +145,19 @@ class Emulator:
         upload policies; runs on every clock jump and once a second while the clock runs."""
         now = now or self.clock.now()
         self.service.sweep_expired(now)
-        for upload in self.store.uploads():
-            if now >= upload.expires_at:
-                self.store.delete_upload(upload.key)
+        while uploads := self.store.expired_uploads(now, SWEEP_BATCH):
+            self.store.delete_uploads([u.key for u in uploads])
+            for upload in uploads:
                 self.synthesizer.remove_file(Path(upload.path))
-        for policy in self.store.policies():
-            if now >= policy.expires:
-                self.store.delete_policy(policy.upload_dir)
+        while policies := self.store.expired_policies(now, SWEEP_BATCH):
+            self.store.delete_policies([p.upload_dir for p in policies])
 
     def _forget_task_files(self, task: Task) -> None:
         if task.video_key:
             bucket = REGIONS[task.region].result_bucket
             self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
-        self.synthesizer.forget_inputs(task.task_id)
+        if task.inputs:
+            self.synthesizer.forget_inputs(task.inputs)
 
     async def reset(self) -> None:
         """Forget every task, upload, file, fault rule, journal entry and quota count; keys, seed
@@ -161,6 +165,7 @@ class Emulator:
         self.synthesizer.reset()
         await self.synthesizer.drain()
         self.store.clear()
+        self.service.reload()
         self.faults.reset_ids()
         self.journal.clear()
         self.quotas.clear()

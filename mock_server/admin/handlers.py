@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..pipeline.answers import json_response
+from ..pipeline.bodies import read_body
 from ..pipeline.keys import EMULATOR, REGION
 from ..tasks.clock import ClockError
 from ..tasks.errors import DashScopeError
@@ -39,7 +40,7 @@ async def get_clock(request: web.Request) -> web.Response:
 
 async def _json(request: web.Request):
     try:
-        return json.loads(await request.read() or b"{}")
+        return json.loads(await read_body(request) or b"{}")
     except (ValueError, RecursionError):
         raise DashScopeError.of("invalid_body") from None
 
@@ -73,11 +74,35 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"status": "reset", **_clock_body(request)})
 
 
+DUMP_PAGE_MAX = 1000  # tasks per GET /_mock/tasks page (the default, and the most)
+
+
 async def list_all_tasks(request: web.Request) -> web.Response:
+    """Every stored task with its timeline, oldest first, a page at a time: ``?limit=N`` (at most
+    1000, the default) after the cursor ``?after=<next>`` of the previous page; ``next`` is null
+    on the last page."""
     emulator = request.app[EMULATOR]
+    limit = _whole(request.query.get("limit"), DUMP_PAGE_MAX, "limit", 1, DUMP_PAGE_MAX)
+    after = _whole(request.query.get("after"), 0, "after", 0, 2 ** 63 - 1)
     now = emulator.clock.now()
-    return json_response({"now": now.isoformat(),
-                          "tasks": [_timeline(t, now) for t in emulator.store.tasks()]})
+    tasks = emulator.service.dump(after, limit + 1)
+    more = len(tasks) > limit
+    tasks = tasks[:limit]
+    return json_response({"now": now.isoformat(), "tasks": [_timeline(t, now) for t in tasks],
+                          "total": emulator.service.count(),
+                          "next": str(tasks[-1].sequence) if more else None})
+
+
+def _whole(text: str | None, default: int, name: str, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise DashScopeError.mock(f"{name} must be a whole number from {low} to {high}")
+    return value
 
 
 def _timeline(task: Task, now) -> dict:

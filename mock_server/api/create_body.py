@@ -44,8 +44,8 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
     if not isinstance(params, dict):
         raise DashScopeError.of("out_of_definition", parameter="parameters")
 
-    prompt = _optional_str(inputs, "prompt", "input.prompt")
-    negative = _optional_str(inputs, "negative_prompt", "input.negative_prompt")
+    prompt = _text(inputs, "prompt", "input.prompt")
+    negative = _text(inputs, "negative_prompt", "input.negative_prompt")
     template = _optional_str(inputs, "template", "input.template") or None
     first = _optional_str(inputs, "first_frame_url", "input.first_frame_url") or None
     last = _optional_str(inputs, "last_frame_url", "input.last_frame_url") or None
@@ -101,6 +101,18 @@ def _optional_str(container: dict, key: str, label: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise DashScopeError.of("out_of_definition", parameter=label)
+
+
+def _text(container: dict, key: str, label: str) -> str | None:
+    """A prompt: a string that is text. A lone UTF-16 surrogate (``"\\ud800"``, valid JSON) is no
+    character at all: it cannot be extended, stored or echoed, so it is refused like a bad value."""
+    value = _optional_str(container, key, label)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DashScopeError.of("out_of_definition", parameter=label) from None
+    return value
 
 
 def _optional_bool(container: dict, key: str, default: bool) -> bool:

@@ -71,7 +71,7 @@ class OssSigner:
         if now.timestamp() > expires_at:
             return OssError(403, "AccessDenied", "Request has expired.", EC_EXPIRED, (
                 ("HostId", host),
-                ("Expires", iso_time(datetime.fromtimestamp(expires_at, timezone.utc))),
+                ("Expires", _expires_text(expires_at)),
                 ("ServerTime", iso_time(now)),
             ))
         if (query.get("OSSAccessKeyId") != self.access_key_id
@@ -98,6 +98,15 @@ class OssSigner:
             return json.loads(base64.b64decode(policy))
         except (ValueError, TypeError):
             return None
+
+
+def _expires_text(expires_at: int) -> str:
+    """``Expires`` as OSS echoes it (ISO time); one before the year 1 (``-99999999999999999``, which
+    no datetime holds) is shown as the earliest time there is."""
+    try:
+        return iso_time(datetime.fromtimestamp(expires_at, timezone.utc))
+    except (OverflowError, OSError, ValueError):
+        return iso_time(datetime.min.replace(tzinfo=timezone.utc))
 
 
 def _same(given: str, expected: str) -> bool:

@@ -45,6 +45,9 @@ def _as_dashscope_error(exc: Exception, request_id: str) -> DashScopeError:
         return DashScopeError.of("method_not_allowed")
     if isinstance(exc, web.HTTPException):
         return DashScopeError(exc.status, "InvalidParameter", exc.reason)
+    if isinstance(exc, web.RequestPayloadError):
+        # A body its Content-Encoding does not describe (gzip/deflate that is not).
+        return DashScopeError.of("invalid_body")
     log.error("unhandled error, request_id=%s", request_id, exc_info=exc)
     return DashScopeError.of("internal_error")  # never a traceback on the wire
 
@@ -64,6 +67,11 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except Disconnect:
         disconnected = True
         response = web.Response(status=499)  # never sent: the transport is gone
+    except ConnectionError:
+        if not _client_gone(request):
+            raise
+        disconnected = True  # the client left mid-body: nobody to answer, nothing went wrong
+        response = web.Response(status=499)
     except Exception as exc:
         error = _as_dashscope_error(exc, request_id)
         response = error_response(error, request_id)
@@ -92,6 +100,10 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
                  request.path_qs, "disconnect" if disconnected else response.status,
                  request[REGION], request_id, latency_ms)
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 async def _truncated(request: web.Request, response: web.StreamResponse,

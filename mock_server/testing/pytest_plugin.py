@@ -140,8 +140,13 @@ class Kf2v:
 
     # inspection
     def tasks(self) -> list[dict]:
-        """Every task with its full timeline (``GET /_mock/tasks``), oldest first."""
-        return self.admin("GET", "/_mock/tasks")["tasks"]
+        """Every task with its full timeline (``GET /_mock/tasks``, page by page), oldest first."""
+        tasks, page = [], self.admin("GET", "/_mock/tasks")
+        while True:
+            tasks += page["tasks"]
+            if not page.get("next"):
+                return tasks
+            page = self.admin("GET", f"/_mock/tasks?after={page['next']}")
 
     def task(self, task_id: str) -> dict:
         for task in self.tasks():
@@ -208,7 +213,7 @@ class Kf2v:
         """On the server's loop: report, or move the clock to the task's next transition."""
         from ..tasks.clock import ClockError
         emulator = self.server.emulator
-        task = emulator.store.get_task(task_id)
+        task = emulator.service.find(task_id)
         if task is None:
             return "fail", f"the emulator has no task {task_id}"
         now = emulator.clock.now()
