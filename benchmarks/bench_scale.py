@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Scale: do create, query, list and cancel cost the same with 100,000 tasks stored as with 1,000?
+
+Not a test (tests/test_scale.py checks what each operation touches; a tiny run of this script is
+tests/test_bench_scale.py). For each store - in memory (``--in-memory``) and SQLite (``--data-dir``)
+- one ``kf2v-mock serve`` process (``ServeProcess``; ``--no-quotas --no-render``, clock frozen) is
+filled with tasks to each size in turn (1k, 10k, 100k by default; tiny 240x240 frames, no clips),
+by ``--concurrency`` clients over ``--keys`` accounts. At each size, sequentially on one
+connection, ``--samples`` of each:
+
+- create: one more task (data URLs);
+- query:  ``GET /api/v1/tasks/{id}`` of a random stored task;
+- list:   ``GET /api/v1/tasks`` over the last 24 hours, cycling through no filter, a status
+          filter and model + status filters on page 3 (every list counts all its matches);
+- cancel: ``POST .../cancel`` of a task just created (PENDING);
+
+then ``GET /_mock/tasks`` (one page, the default 1000) five times, the server's RSS and the data
+dir's size (WAL included). Between sizes the clock moves one hour on, so stored tasks are in every
+state (the first list after it is not measured: it files an hour of status changes). Each figure
+is printed with its ratio to the smallest size's. Targets (issue 15): every p50 within 1.5x,
+memory per task flat, the data dir growing linearly with small rows.
+
+    .venv/bin/python benchmarks/bench_scale.py                      # 1k, 10k, 100k; both stores
+    .venv/bin/python benchmarks/bench_scale.py --sizes 1000,10000 --stores sqlite --samples 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from mock_server.testing.serve_process import ServeProcess  # noqa: E402
+
+CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
+MODELS = ("wan2.2-kf2v-flash", "wanx2.1-kf2v-plus")
+RESOLUTION = {"wan2.2-kf2v-flash": "480P", "wanx2.1-kf2v-plus": "720P"}
+OPERATIONS = ("create", "query", "list", "cancel")
+
+
+def tiny_frame(shade: int) -> str:
+    """A 240x240 PNG (the smallest side accepted) of one colour: a few hundred bytes."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (240, 240), (shade, 120, 255 - shade)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+FIRST, LAST = tiny_frame(40), tiny_frame(200)
+
+
+class Bench:
+    def __init__(self, server: ServeProcess, keys: list[str], seed: int):
+        self.server = server
+        self.root = server.root_url("cn-beijing")
+        self.keys = keys
+        self.rng = random.Random(seed)
+        self.task_ids: list[tuple[str, str]] = []  # (task id, key)
+        self.session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "Bench":
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=64), trust_env=False,
+            timeout=aiohttp.ClientTimeout(total=600))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    async def request(self, method: str, path: str, key: str | None = None, **kwargs) -> dict:
+        headers = {**(self.headers(key) if key else {}), **kwargs.pop("headers", {})}
+        async with self.session.request(method, self.root + path, headers=headers,
+                                        **kwargs) as response:
+            body = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"{method} {path}: {response.status} {body}")
+            return body
+
+    async def create(self, key: str, n: int) -> str:
+        model = MODELS[n % len(MODELS)]
+        body = {"model": model, "input": {"prompt": f"bench task {n}", "first_frame_url": FIRST,
+                                          "last_frame_url": LAST},
+                "parameters": {"resolution": RESOLUTION[model]}}
+        answer = await self.request("POST", CREATE, key, json=body,
+                                    headers={"X-DashScope-Async": "enable"})
+        task_id = answer["output"]["task_id"]
+        self.task_ids.append((task_id, key))
+        return task_id
+
+    async def fill(self, target: int, concurrency: int) -> float:
+        """Create tasks until ``target`` are stored; seconds it took."""
+        started = time.perf_counter()
+        counter = iter(range(len(self.task_ids), target))
+
+        async def worker(key: str) -> None:
+            for n in counter:
+                await self.create(key, n)
+        await asyncio.gather(*(worker(self.keys[i % len(self.keys)]) for i in range(concurrency)))
+        return time.perf_counter() - started
+
+    async def timed(self, make) -> float:
+        started = time.perf_counter()
+        await make()
+        return (time.perf_counter() - started) * 1000
+
+    async def measure(self, samples: int) -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {name: [] for name in OPERATIONS}
+        lists = ["", "&status=SUCCEEDED", "&model_name=wanx2.1-kf2v-plus&status=PENDING&page_no=3"]
+        for n in range(samples):  # the operations interleaved: drift hits all alike
+            key = self.keys[n % len(self.keys)]
+            times["create"].append(await self.timed(lambda: self.create(key, n)))
+            task_id, owner = self.rng.choice(self.task_ids)
+            times["query"].append(await self.timed(
+                lambda: self.request("GET", f"/api/v1/tasks/{task_id}", owner)))
+            query = "?page_size=10" + lists[n % len(lists)]
+            times["list"].append(await self.timed(
+                lambda: self.request("GET", f"/api/v1/tasks{query}", key)))
+            fresh = await self.create(key, n)
+            times["cancel"].append(await self.timed(
+                lambda: self.request("POST", f"/api/v1/tasks/{fresh}/cancel", key)))
+        return times
+
+    async def dump_ms(self) -> float:
+        return statistics.median([await self.timed(lambda: self.request("GET", "/_mock/tasks"))
+                                  for _ in range(5)])
+
+    async def clock(self, **change) -> None:
+        await self.request("POST", "/_mock/clock", json=change)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dir_mb(path: Path | None) -> float | None:
+    if path is None:
+        return None
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+async def run_store(store: str, sizes: list[int], args: argparse.Namespace,
+                    workdir: Path) -> list[dict]:
+    keys = [f"sk-bench-{n}" for n in range(args.keys)]
+    flags = ["--no-quotas", "--no-render", "--seed", "1",
+             *(f for key in keys for f in ("--api-key", f"cn-beijing={key}"))]
+    data_dir = workdir / f"data-{store}"
+    if store == "memory":
+        flags.append("--in-memory")
+    server = ServeProcess(*flags, data_dir=data_dir, workdir=workdir / f"work-{store}").start()
+    rows = []
+    try:
+        async with Bench(server, keys, args.seed) as bench:
+            await bench.clock(frozen=True)
+            baseline = rss_mb(server.pid)
+            for size in sizes:
+                fill_s = await bench.fill(size, args.concurrency)
+                await bench.request("GET", "/api/v1/tasks", keys[0])  # files the status changes
+                stored = len(bench.task_ids)
+                times = await bench.measure(args.samples)
+                row = {"store": store, "size": size, "stored": stored, "fill_s": fill_s,
+                       "dump_ms": await bench.dump_ms(), "rss_mb": rss_mb(server.pid),
+                       "baseline_rss_mb": baseline,
+                       "data_mb": dir_mb(data_dir) if store == "sqlite" else None}
+                for name in OPERATIONS:
+                    row[f"{name}_p50"] = statistics.median(times[name])
+                    row[f"{name}_p99"] = percentile(times[name], 99)
+                rows.append(row)
+                print(f"  {store} {size}: filled in {fill_s:.0f} s, "
+                      + ", ".join(f"{n} p50 {row[f'{n}_p50']:.2f} ms" for n in OPERATIONS),
+                      flush=True)
+                await bench.clock(advance_seconds=3600)  # stored tasks in every state
+        if store == "sqlite" and args.restart:
+            server.stop()
+            started = time.perf_counter()
+            server.start()
+            rows[-1]["restart_s"] = time.perf_counter() - started
+    finally:
+        server.stop()
+        server.cleanup()
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| store | tasks | create p50 / p99 ms | query p50 / p99 ms | list p50 / p99 ms | "
+            "cancel p50 / p99 ms | `GET /_mock/tasks` ms | RSS MB (KB/task) | data dir MB "
+            "(KB/task) |")
+    lines = [head, "|" + "---|" * 9]
+    first: dict[str, dict] = {}
+    for row in rows:
+        base = first.setdefault(row["store"], row)
+
+        def ratio(value: float, reference: float) -> str:
+            return "" if row is base else f" ({value / reference:.2f}x)"
+        cells = [row["store"], f"{row['stored']:,}"]
+        for name in OPERATIONS:
+            p50, p99 = row[f"{name}_p50"], row[f"{name}_p99"]
+            cells.append(f"{p50:.2f}{ratio(p50, base[f'{name}_p50'])} / {p99:.2f}")
+        cells.append(f"{row['dump_ms']:.1f}{ratio(row['dump_ms'], base['dump_ms'])}")
+        per_task = (row["rss_mb"] - row["baseline_rss_mb"]) * 1024 / row["stored"]
+        cells.append(f"{row['rss_mb']:.0f} ({per_task:.2f})")
+        if row["data_mb"] is None:
+            cells.append("-")
+        else:
+            cells.append(f"{row['data_mb']:.1f} ({row['data_mb'] * 1e3 / row['stored']:.2f})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000",
+                        help="stored tasks to measure at, comma-separated (ascending)")
+    parser.add_argument("--stores", default="memory,sqlite", help="memory, sqlite or both")
+    parser.add_argument("--samples", type=int, default=300, help="of each operation per size")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients filling the store")
+    parser.add_argument("--keys", type=int, default=8, help="accounts the tasks are spread over")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-restart", dest="restart", action="store_false",
+                        help="do not time a restart of the SQLite store at the largest size")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}",
+          flush=True)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="kf2v-bench-scale-") as tmp:
+        for store in args.stores.split(","):
+            rows += asyncio.run(run_store(store, sizes, args, Path(tmp)))
+    load_after = os.getloadavg()
+    print()
+    print(table(rows))
+    for row in rows:
+        if "restart_s" in row:
+            print(f"\nrestart of the sqlite store at {row['stored']:,} tasks: "
+                  f"{row['restart_s']:.1f} s (derives every queue and index from the rows)")
+    print(f"\nload average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "load_before": load_before,
+                                         "load_after": load_after}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
