@@ -52,6 +52,7 @@ class Emulator:
         self.keys = KeyRing(settings.api_keys)
         self.service = TaskService(self.store, self.clock, seed=settings.seed,
                                    timing=settings.timing, max_running=settings.max_running)
+        self._not_before(self.service.latest_event)
         self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
                                        workers=settings.render_workers,
                                        preset=settings.render_preset,
@@ -87,12 +88,16 @@ class Emulator:
         if saved is None:  # a fresh data dir: the configured start
             clock = VirtualClock(self.settings.clock_start, frozen=self.settings.clock_frozen)
         else:
-            # Never before anything already recorded, even if the host's clock went back.
-            latest = max((t.canceled_time or t.submit_time for t in self.store.iter_tasks()),
-                         default=None)
-            clock = VirtualClock.resume(json.loads(saved), not_before=latest)
+            clock = VirtualClock.resume(json.loads(saved))
         self._save_clock(clock)
         return clock
+
+    def _not_before(self, latest: datetime | None) -> None:
+        """Never before anything already recorded, even if the host's clock went back (the
+        service has read every task by now)."""
+        if latest is not None and latest > self.clock.now():
+            self.clock.set(latest)  # no listeners yet: nothing else runs
+            self._save_clock(self.clock)
 
     def _save_clock(self, clock_or_now: VirtualClock | datetime) -> None:
         # A running clock's reading follows from (reading, wall time) saved at its last change, so
@@ -114,11 +119,8 @@ class Emulator:
         if removed:
             log.info("removed %d half-written file(s) left by a previous run", len(removed))
         kept = set(await loop.run_in_executor(None, _listdir, self.inputs_dir))
-        now = self.clock.now()
         needed, resumed, lost = set(), 0, 0
-        for task in self.store.iter_tasks():
-            if not _needs_clip(task, now):
-                continue
+        for task in self.service.unfinished():
             if task.inputs in kept:
                 needed.add(task.inputs)
                 self.synthesizer.resume(task, REGIONS[task.region].result_bucket)
@@ -180,12 +182,6 @@ class Emulator:
         self.store.close()
         if self._own_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _needs_clip(task: Task, now: datetime) -> bool:
-    """Whether ``task`` may still report SUCCEEDED without its clip written yet."""
-    return (task.failure is None and not task.video_ready and task.canceled_time is None
-            and now < task.expires_at)
 
 
 def _listdir(path: Path) -> list[str]:

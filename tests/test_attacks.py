@@ -60,29 +60,42 @@ async def nothing_left(client) -> None:
 
 # --- 1. a failed create leaves nothing behind --------------------------------------------------------
 class FailingStore(SqliteStore):
-    """A durable store whose task writes fail (a disk that went bad under SQLite)."""
+    """A durable store whose writes fail (a disk that went bad under SQLite) in ``fail_on``."""
 
-    fail_add = True
+    fail_on = "add_task"
 
     def add_task(self, task):
-        if self.fail_add:
+        if self.fail_on == "add_task":
             raise sqlite3.OperationalError("disk I/O error")
         super().add_task(task)
 
+    def next_sequence(self):
+        if self.fail_on == "next_sequence":
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().next_sequence()
+
 
 class FailingMemoryStore(InMemoryStore):
-    fail_add = True
+    fail_on = "add_task"
 
     def add_task(self, task):
-        if self.fail_add:
+        if self.fail_on == "add_task":
             raise OSError(errno.EIO, "injected store failure")
         super().add_task(task)
 
+    def next_sequence(self):
+        if self.fail_on == "next_sequence":
+            raise OSError(errno.ENOSPC, "injected store failure")
+        return super().next_sequence()
 
+
+@pytest.mark.parametrize("fail_on", ["add_task", "next_sequence"])
 @pytest.mark.parametrize("kind", ["sqlite", "memory"])
-async def test_a_store_failure_on_create_leaves_nothing_behind(aiohttp_client, tmp_path, kind):
+async def test_a_store_failure_on_create_leaves_nothing_behind(aiohttp_client, tmp_path, kind,
+                                                               fail_on):
     settings = settings_for(tmp_path, in_memory=kind == "memory")
     store = FailingStore(tmp_path / "data") if kind == "sqlite" else FailingMemoryStore()
+    store.fail_on = fail_on
     emulator = Emulator(settings, store=store)
     client = await aiohttp_client(contract_check.install(create_app(emulator=emulator)))
     client.emulator = emulator
@@ -90,7 +103,7 @@ async def test_a_store_failure_on_create_leaves_nothing_behind(aiohttp_client, t
     assert_catalogue_error(status, body, "internal_error")
     await nothing_left(client)
     # The store works again: the next create is whole, and the only task.
-    store.fail_add = False
+    store.fail_on = None
     status, body = await create(client)
     assert status == 200, body
     assert [t.task_id for t in emulator.store.tasks()] == [body["output"]["task_id"]]
@@ -189,6 +202,19 @@ async def test_a_lone_surrogate_in_a_prompt_is_a_400_with_or_without_a_data_dir(
     assert (answer["code"], answer["message"]) == (
         "InvalidParameter", f"The type or value of input.{field} is out of definition.")
     assert any_client.emulator.store.tasks() == []
+
+
+async def test_a_lone_surrogate_in_a_fault_rule_is_kept_and_echoed_escaped(any_client):
+    # Admin input is stored as sent (ASCII JSON in SQLite) and answered \u-escaped, never a 500.
+    rule = ('{"match": {"endpoint": "create", "prompt_regex": "\\ud800|cat"}, '
+            '"error": {"code": "X.Y", "status": 400, "message": "m\\udc00"}}')
+    response = await any_client.post("/_mock/faults", data=rule)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["match"]["prompt_regex"] == "\ud800|cat"
+    listed = await (await any_client.get("/_mock/faults")).json()
+    assert listed["faults"][0]["error"]["message"] == "m\udc00"
+    status, answer = await create(any_client)
+    assert (status, answer["code"], answer["message"]) == (400, "X.Y", "m\udc00")
 
 
 async def test_a_proper_surrogate_pair_is_fine(any_client):
@@ -346,6 +372,17 @@ def test_a_state_file_with_damaged_pages_is_refused(tmp_path):
     (tmp_path / DB_NAME).write_bytes(bytes(data))
     with pytest.raises(DataDirError):
         SqliteStore(tmp_path)
+
+
+def test_a_read_only_state_file_is_refused(tmp_path, monkeypatch):
+    """As on a read-only mount (root ignores file modes, so SQLite is made to open it read-only)."""
+    SqliteStore(tmp_path).close()
+    real = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: real(
+        f"file:{path}?mode=ro", uri=True, **{k: v for k, v in kw.items() if k != "uri"}))
+    with pytest.raises(DataDirError, match="cannot use") as info:
+        SqliteStore(tmp_path)
+    assert "\n" not in str(info.value)
 
 
 def test_a_data_dir_that_is_a_file_is_refused(tmp_path):

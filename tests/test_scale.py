@@ -223,6 +223,31 @@ def test_a_cancel_moves_only_the_tasks_behind_it():
     assert all(after[t] <= before[t] for t in ids[31:]) and after != before
 
 
+def test_pending_status_events_stay_bounded_when_cancels_move_every_start_behind_them():
+    clock = VirtualClock(T0, frozen=True)  # nothing ever comes due
+    service = TaskService(InMemoryStore(), clock, seed=1)
+    ids = [service.create(ALICE, SPEC, f"r{n}").task_id for n in range(400)]
+    for task_id in ids[:200]:
+        service.cancel(ALICE, task_id)  # about 40,000 starts moved in all
+    index = service._index
+    assert len(index._events) <= 2 * len(index) + 1024
+    clock.advance(150)  # half the queue has run: every task is still filed where it belongs
+    _check_lists(service, clock, random.Random(3))
+
+
+def test_made_up_model_names_do_not_grow_the_quota_windows():
+    from mock_server.tasks.errors import DashScopeError
+    from mock_server.traffic.quotas import Quotas
+    quotas = Quotas(VirtualClock(T0, frozen=True), policy_qps=10 ** 6)
+    for n in range(2000):
+        try:
+            quotas.admit(ALICE, "get_policy", f"made-up-{n}")
+            quotas.admit(ALICE, "create", f"made-up-{n}")
+        except DashScopeError:
+            pass
+    assert len(quotas._windows) <= 2
+
+
 def test_a_restart_after_sweeps_places_the_remaining_tasks_as_before(tmp_path):
     clock = VirtualClock(T0, frozen=True)
     service = TaskService(SqliteStore(tmp_path), clock, seed=1, max_running=1)

@@ -13,8 +13,13 @@ from ..tasks.errors import DashScopeError
 def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
     # ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes.
     # Always application/json: the aio SDK refuses a 200 without it (sdk-wire-contract §0.6).
-    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status,
-                        content_type="application/json", charset="utf-8")
+    text = json.dumps(body, ensure_ascii=False)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate a client sent (a fault rule): \u-escaped
+        data = json.dumps(body).encode("ascii")
+    return web.Response(body=data, status=status, content_type="application/json",
+                        charset="utf-8")
 
 
 def error_response(error: DashScopeError, request_id: str) -> web.Response:

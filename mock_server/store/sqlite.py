@@ -124,6 +124,7 @@ class SqliteStore(Store):
             if check != [("ok",)]:
                 raise sqlite3.DatabaseError(f"quick_check: {check[0][0]}")
             self._migrate(db)
+            _check_writable(db)
             db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
             db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             return db
@@ -204,11 +205,12 @@ class SqliteStore(Store):
         return task_from_row(*row) if row else None
 
     def get_tasks(self, task_ids: list[str]) -> list[Task]:
-        if not task_ids:
-            return []
-        marks = ",".join("?" * len(task_ids))
-        found = {row[1]: row for row in self._db.execute(
-            f"SELECT sequence, task_id, data FROM tasks WHERE task_id IN ({marks})", task_ids)}
+        found = {}
+        for start in range(0, len(task_ids), 500):  # SQLite caps the parameters of a statement
+            chunk = task_ids[start:start + 500]
+            found.update((row[1], row) for row in self._db.execute(
+                f"SELECT sequence, task_id, data FROM tasks WHERE task_id IN "
+                f"({','.join('?' * len(chunk))})", chunk))
         return [task_from_row(*found[t]) for t in task_ids if t in found]
 
     def forget_tasks(self, task_ids: list[str],
@@ -418,6 +420,16 @@ def _migrate_from_1(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO uploads (key, expires_us, data) VALUES (?, ?, ?)",
                        (upload.key, to_us(upload.expires_at), _record_to_json(upload)))
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _check_writable(db: sqlite3.Connection) -> None:
+    """Fail now, not at the first request, if the file cannot be written (a read-only mount):
+    a write that is rolled back."""
+    db.execute("BEGIN")
+    try:
+        db.execute("CREATE TABLE write_probe (x)")
+    finally:
+        db.execute("ROLLBACK")
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:

@@ -62,8 +62,14 @@ class TaskService:
         self._index = TaskIndex()
         self._bases = self.store.queue_bases()
         now = to_us(self.clock.now())
+        # The newest moment a stored task records (its submit or cancel): the clock must not
+        # resume before it.
+        self.latest_event: datetime | None = None
         for task in self.store.iter_tasks():  # in submit order
             self._admit(TaskState.of(task), now)
+            event = task.canceled_time or task.submit_time
+            if self.latest_event is None or event > self.latest_event:
+                self.latest_event = event
 
     def _admit(self, state: TaskState, now: int) -> None:
         queue = self._queues.get(state.queue_key)
@@ -151,6 +157,15 @@ class TaskService:
 
     def count(self) -> int:
         return len(self._states)
+
+    def unfinished(self) -> list[Task]:
+        """The tasks that may still report SUCCEEDED once their clip is written (none failed,
+        canceled, expired or rendered): what a restart renders again."""
+        now = to_us(self.clock.now())
+        ids = [s.task_id for s in self._states.values()
+               if not (s.failed or s.video_ready or s.canceled is not None)
+               and now < s.submit + TTL_US]
+        return self.store.get_tasks(ids)
 
     # --- cancel ----------------------------------------------------------------------------------
     def cancel(self, account: Account, task_id: str) -> Task:

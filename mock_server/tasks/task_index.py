@@ -49,6 +49,7 @@ class TaskState:
     before: tuple[int, ...] = ()  # its queue's slots before it (scheduler.TaskQueue)
     status: str | None = None  # as filed in the index
     version: int = 0  # of its pending status event
+    due: int | None = None  # when that event is
 
     @classmethod
     def of(cls, task: Task) -> "TaskState":
@@ -124,8 +125,9 @@ class _AccountLists:
 
     def unfile(self, state: TaskState, status: str, *, status_only: bool = False) -> None:
         for key in _filter_keys(state, status):
-            if not (status_only and key[2] is None):
-                self.lists[key].discard(state.sequence)
+            found = self.lists.get(key)
+            if found is not None and not (status_only and key[2] is None):
+                found.discard(state.sequence)
 
     def drop_through(self, cutoff: int) -> list[int]:
         """Forget every task submitted at or before ``cutoff``; their sequence numbers."""
@@ -206,9 +208,18 @@ class TaskIndex:
 
     def _schedule(self, state: TaskState, now: int) -> None:
         state.version += 1
-        when = state.next_change(now)
-        if when is not None:
-            heapq.heappush(self._events, (when, state.sequence, state.version, state))
+        state.due = state.next_change(now)
+        if state.due is not None:
+            heapq.heappush(self._events, (state.due, state.sequence, state.version, state))
+            if len(self._events) > 2 * len(self._listed) + 1024:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Drop the events that went stale (a cancel moves every start behind it, and with the
+        clock frozen none comes due): the heap stays within twice the tasks listed."""
+        self._events = [(s.due, s.sequence, s.version, s) for s in self._listed.values()
+                        if s.due is not None]
+        heapq.heapify(self._events)
 
     # --- reading -----------------------------------------------------------------------------------
     def page(self, region: str, account_id: str, *, start: int, end: int, now: int,
