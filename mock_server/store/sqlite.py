@@ -53,21 +53,26 @@ DB_NAME = "state.sqlite3"
 LOCK_NAME = "lock"
 SCHEMA_VERSION = 2
 WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the WAL file is trimmed back to when it starts over
+# Run at every open: a table (or index) added here later appears in existing data dirs without a
+# schema version change; changing a table's shape takes a new version and a migration step.
 _SCHEMA = """
 -- sequence is the rowid: submit order, and the admin dump's pages.
-CREATE TABLE tasks (sequence INTEGER PRIMARY KEY, task_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (sequence INTEGER PRIMARY KEY, task_id TEXT NOT NULL UNIQUE,
+                                  data TEXT NOT NULL);
 -- Each queue's slot release times after its swept tasks (scheduler.TaskQueue.drop_head).
-CREATE TABLE queue_bases (region TEXT NOT NULL, account_id TEXT NOT NULL, model TEXT NOT NULL,
-                          releases TEXT NOT NULL, PRIMARY KEY (region, account_id, model));
-CREATE TABLE policies (upload_dir TEXT PRIMARY KEY, expires_us INTEGER NOT NULL,
-                       data TEXT NOT NULL);
-CREATE INDEX policies_by_expiry ON policies (expires_us);
-CREATE TABLE uploads (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL, data TEXT NOT NULL);
-CREATE INDEX uploads_by_expiry ON uploads (expires_us);
+CREATE TABLE IF NOT EXISTS queue_bases (region TEXT NOT NULL, account_id TEXT NOT NULL,
+                                        model TEXT NOT NULL, releases TEXT NOT NULL,
+                                        PRIMARY KEY (region, account_id, model));
+CREATE TABLE IF NOT EXISTS policies (upload_dir TEXT PRIMARY KEY, expires_us INTEGER NOT NULL,
+                                     data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS policies_by_expiry ON policies (expires_us);
+CREATE TABLE IF NOT EXISTS uploads (key TEXT PRIMARY KEY, expires_us INTEGER NOT NULL,
+                                    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_by_expiry ON uploads (expires_us);
 -- Upserts keep a row's rowid, so ORDER BY rowid is first-insertion order.
-CREATE TABLE fault_rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fault_rules (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _CLEARED = ("tasks", "queue_bases", "policies", "uploads", "fault_rules", "counters")
 
@@ -163,12 +168,12 @@ class SqliteStore(Store):
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version != 1:
+        if version == 1:
+            _migrate_from_1(db)
+        elif version != SCHEMA_VERSION:
             raise DataDirError(f"{self.data_dir} holds state schema {version}; this kf2v-mock "
                                f"reads schema {SCHEMA_VERSION} (use another --data-dir)")
-        _migrate_from_1(db)
+        self._create_schema(db)  # tables added since the data dir was made
 
     # --- writing ---------------------------------------------------------------------------------
     def _write(self, sql: str, params: tuple = ()) -> None:
@@ -402,7 +407,7 @@ def _migrate_from_1(db: sqlite3.Connection) -> None:
                for table in ("tasks", "policies", "uploads")}
         for table in ("tasks", "policies", "uploads"):
             db.execute(f"DROP TABLE {table}")
-        _run_script(db, _SCHEMA.split("-- Upserts keep")[0])  # the three new tables
+        _run_script(db, _SCHEMA)  # the three in their new shape (and any table added since)
         for (data,) in old["tasks"]:
             row = v1(data)
             row.pop("scheduled_time", None)
