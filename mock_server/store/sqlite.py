@@ -18,10 +18,11 @@ protect against machine crashes, which an emulator's state does not need to surv
 Why the event loop may call this directly: a write is one statement on one small row into the WAL
 in the page cache, tens of microseconds, no fsync. The only fsyncs SQLite makes in WAL mode are at
 checkpoints, so automatic checkpoints are off and ``checkpoint()`` - which the app runs in a worker
-thread on its own connection, every second - does them instead. A PASSIVE checkpoint never waits for
-the writer; once it has copied every page back, the next write starts the WAL over from its
-beginning, so the WAL holds about a second of writes, and ``journal_size_limit`` trims the file
-back after a burst: its size stays bounded under sustained writes.
+thread on its own connection, every second - does them instead: a PASSIVE checkpoint copies the
+bulk without waiting for the writer, then a RESTART one copies the last few pages, holding the writer
+off for just those, so that the next write starts the WAL over from its beginning. The WAL then holds
+about a second of writes, and ``journal_size_limit`` trims the file back after a burst: its size
+stays bounded under sustained writes.
 
 Opening fails closed with a one-line ``DataDirError``: a data dir in use, unwritable, or whose state
 file is empty, not a database or damaged (never taken for a fresh one: task ids would repeat while
@@ -326,14 +327,19 @@ class SqliteStore(Store):
 
     # --- housekeeping ----------------------------------------------------------------------------
     def checkpoint(self) -> None:
-        """Copy committed WAL pages into the database file (this is where SQLite fsyncs). Blocks:
-        call it off the event loop. PASSIVE never waits for, or blocks, the writer."""
+        """Copy committed WAL pages into the database file (this is where SQLite fsyncs) and let
+        the WAL start over. Blocks: call it off the event loop. PASSIVE copies the bulk without
+        ever holding the writer off; but while writes go on, one always lands during it, and the
+        WAL can only start over once every page is copied - it grew without end. RESTART then
+        copies the few pages written meanwhile, holding the writer off for just that, so the next
+        write starts the WAL from its beginning (trimmed to ``WAL_SIZE_LIMIT``)."""
         with self._checkpoint_lock:
             if self._closed:
                 return
             if self._checkpoint_db is None:
                 self._checkpoint_db = _connect(self.path)
-            self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._checkpoint_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._checkpoint_db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     def close(self) -> None:
         with self._checkpoint_lock:
