@@ -3,10 +3,12 @@
 
 Not a test (tests/test_scale.py checks what each operation touches; a tiny run of this script is
 tests/test_bench_scale.py). For each store - in memory (``--in-memory``) and SQLite (``--data-dir``)
-- one ``kf2v-mock serve`` process (``ServeProcess``; ``--no-quotas --no-render``, clock frozen) is
-filled with tasks to each size in turn (1k, 10k, 100k by default; tiny 240x240 frames, no clips),
-by ``--concurrency`` clients over ``--keys`` accounts. At each size, sequentially on one
-connection, ``--samples`` of each:
+- and each size (1k, 10k, 100k by default), one ``kf2v-mock serve`` process (``ServeProcess``;
+``--no-quotas --no-render``, clock frozen) is filled with that many tasks (tiny 240x240 frames, no
+clips) by ``--concurrency`` clients over ``--keys`` accounts, then its clock moves an hour on so the
+stored tasks are in every state. Then all the servers are measured side by side: each sample of
+each operation goes to every server in turn (in a shuffled order), one request at a time, so the
+shared machine's noise hits every size alike:
 
 - create: one more task (data URLs);
 - query:  ``GET /api/v1/tasks/{id}`` of a random stored task;
@@ -14,11 +16,10 @@ connection, ``--samples`` of each:
           filter and model + status filters on page 3 (every list counts all its matches);
 - cancel: ``POST .../cancel`` of a task just created (PENDING);
 
-then ``GET /_mock/tasks`` (one page, the default 1000) five times, the server's RSS and the data
-dir's size (WAL included). Between sizes the clock moves one hour on, so stored tasks are in every
-state (the first list after it is not measured: it files an hour of status changes). Each figure
-is printed with its ratio to the smallest size's. Targets (issue 15): every p50 within 1.5x,
-memory per task flat, the data dir growing linearly with small rows.
+then ``GET /_mock/tasks`` (one page, the default 1000) five times each, every server's RSS and data
+dir (WAL included), and the time the largest SQLite store takes to start again. Each figure is
+printed with its ratio to the smallest size's. Targets (issue 15): every p50 within 1.5x, memory per
+task flat, the data dir growing linearly with small rows.
 
     .venv/bin/python benchmarks/bench_scale.py                      # 1k, 10k, 100k; both stores
     .venv/bin/python benchmarks/bench_scale.py --sizes 1000,10000 --stores sqlite --samples 200
@@ -51,6 +52,8 @@ CREATE = "/api/v1/services/aigc/image2video/video-synthesis"
 MODELS = ("wan2.2-kf2v-flash", "wanx2.1-kf2v-plus")
 RESOLUTION = {"wan2.2-kf2v-flash": "480P", "wanx2.1-kf2v-plus": "720P"}
 OPERATIONS = ("create", "query", "list", "cancel")
+# The lists measured, in turn: no filter, a status filter, model and status filters on page 3.
+LISTS = ["", "&status=SUCCEEDED", "&model_name=wanx2.1-kf2v-plus&status=PENDING&page_no=3"]
 
 
 def tiny_frame(shade: int) -> str:
@@ -71,15 +74,18 @@ class Bench:
         self.rng = random.Random(seed)
         self.task_ids: list[tuple[str, str]] = []  # (task id, key)
         self.session: aiohttp.ClientSession | None = None
+        self.baseline_rss = 0.0  # MB, before any task
+        self.fill_s = 0.0
 
-    async def __aenter__(self) -> "Bench":
+    async def open(self) -> "Bench":
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64), trust_env=False,
             timeout=aiohttp.ClientTimeout(total=600))
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        await self.session.close()
+    async def close(self) -> None:
+        if self.session is not None and not self.session.closed:
+            await self.session.close()
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -120,26 +126,19 @@ class Bench:
         await make()
         return (time.perf_counter() - started) * 1000
 
-    async def measure(self, samples: int) -> dict[str, list[float]]:
-        times: dict[str, list[float]] = {name: [] for name in OPERATIONS}
-        lists = ["", "&status=SUCCEEDED", "&model_name=wanx2.1-kf2v-plus&status=PENDING&page_no=3"]
-        for n in range(samples):  # the operations interleaved: drift hits all alike
-            key = self.keys[n % len(self.keys)]
-            times["create"].append(await self.timed(lambda: self.create(key, n)))
-            task_id, owner = self.rng.choice(self.task_ids)
-            times["query"].append(await self.timed(
-                lambda: self.request("GET", f"/api/v1/tasks/{task_id}", owner)))
-            query = "?page_size=10" + lists[n % len(lists)]
-            times["list"].append(await self.timed(
-                lambda: self.request("GET", f"/api/v1/tasks{query}", key)))
-            fresh = await self.create(key, n)
-            times["cancel"].append(await self.timed(
-                lambda: self.request("POST", f"/api/v1/tasks/{fresh}/cancel", key)))
+    async def measure_once(self, n: int) -> dict[str, float]:
+        """One sample of each operation, in milliseconds."""
+        key = self.keys[n % len(self.keys)]
+        times = {"create": await self.timed(lambda: self.create(key, n))}
+        task_id, owner = self.rng.choice(self.task_ids)
+        times["query"] = await self.timed(
+            lambda: self.request("GET", f"/api/v1/tasks/{task_id}", owner))
+        query = "?page_size=10" + LISTS[n % len(LISTS)]
+        times["list"] = await self.timed(lambda: self.request("GET", f"/api/v1/tasks{query}", key))
+        fresh = await self.create(key, n)
+        times["cancel"] = await self.timed(
+            lambda: self.request("POST", f"/api/v1/tasks/{fresh}/cancel", key))
         return times
-
-    async def dump_ms(self) -> float:
-        return statistics.median([await self.timed(lambda: self.request("GET", "/_mock/tasks"))
-                                  for _ in range(5)])
 
     async def clock(self, **change) -> None:
         await self.request("POST", "/_mock/clock", json=change)
@@ -150,7 +149,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:  # MiB
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -160,73 +159,112 @@ def rss_mb(pid: int) -> float:
 def dir_mb(path: Path | None) -> float | None:
     if path is None:
         return None
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2 ** 20  # MiB
 
 
-async def run_store(store: str, sizes: list[int], args: argparse.Namespace,
-                    workdir: Path) -> list[dict]:
-    keys = [f"sk-bench-{n}" for n in range(args.keys)]
+async def start_filled(store: str, size: int, args: argparse.Namespace, workdir: Path,
+                       keys: list[str]) -> tuple[ServeProcess, Bench, Path | None]:
+    """A server of ``store`` holding ``size`` tasks, its clock then an hour on."""
     flags = ["--no-quotas", "--no-render", "--seed", "1",
              *(f for key in keys for f in ("--api-key", f"cn-beijing={key}"))]
-    data_dir = workdir / f"data-{store}"
+    name = f"{store}-{size}"
+    data_dir = workdir / f"data-{name}"
     if store == "memory":
         flags.append("--in-memory")
-    server = ServeProcess(*flags, data_dir=data_dir, workdir=workdir / f"work-{store}").start()
-    rows = []
+    server = ServeProcess(*flags, data_dir=data_dir, workdir=workdir / f"work-{name}").start()
+    bench = await Bench(server, keys, args.seed).open()
+    await bench.clock(frozen=True)
+    bench.baseline_rss = rss_mb(server.pid)
+    bench.fill_s = await bench.fill(size, args.concurrency)
+    await bench.clock(advance_seconds=3600)  # stored tasks in every state
+    await bench.request("GET", "/api/v1/tasks", keys[0])  # files that hour's status changes
+    print(f"  {name}: filled in {bench.fill_s:.0f} s", flush=True)
+    return server, bench, data_dir if store == "sqlite" else None
+
+
+async def run(stores: list[str], sizes: list[int], args: argparse.Namespace,
+              workdir: Path) -> list[dict]:
+    """Fill one server per (store, size), then measure them all side by side: each sample of
+    each operation goes to every server in turn, so the machine's noise hits all alike."""
+    keys = [f"sk-bench-{n}" for n in range(args.keys)]
+    servers = []
     try:
-        async with Bench(server, keys, args.seed) as bench:
-            await bench.clock(frozen=True)
-            baseline = rss_mb(server.pid)
+        for store in stores:
             for size in sizes:
-                fill_s = await bench.fill(size, args.concurrency)
-                await bench.request("GET", "/api/v1/tasks", keys[0])  # files the status changes
-                stored = len(bench.task_ids)
-                times = await bench.measure(args.samples)
-                row = {"store": store, "size": size, "stored": stored, "fill_s": fill_s,
-                       "dump_ms": await bench.dump_ms(), "rss_mb": rss_mb(server.pid),
-                       "baseline_rss_mb": baseline,
-                       "data_mb": dir_mb(data_dir) if store == "sqlite" else None}
+                servers.append((store, size, *await start_filled(store, size, args, workdir,
+                                                                  keys)))
+        times = {(store, size): {name: [] for name in OPERATIONS}
+                 for store, size, *_ in servers}
+        order = list(range(len(servers)))
+        for n in range(args.samples):
+            random.Random(n).shuffle(order)
+            for index in order:
+                store, size, _, bench, _ = servers[index]
+                sample = await bench.measure_once(n)
                 for name in OPERATIONS:
-                    row[f"{name}_p50"] = statistics.median(times[name])
-                    row[f"{name}_p99"] = percentile(times[name], 99)
-                rows.append(row)
-                print(f"  {store} {size}: filled in {fill_s:.0f} s, "
-                      + ", ".join(f"{n} p50 {row[f'{n}_p50']:.2f} ms" for n in OPERATIONS),
-                      flush=True)
-                await bench.clock(advance_seconds=3600)  # stored tasks in every state
-        if store == "sqlite" and args.restart:
+                    times[store, size][name].append(sample[name])
+        dumps = {(store, size): [] for store, size, *_ in servers}
+        for _ in range(5):
+            for store, size, _, bench, _ in servers:
+                dumps[store, size].append(await bench.timed(
+                    lambda: bench.request("GET", "/_mock/tasks")))
+        rows = []
+        for store, size, server, bench, data_dir in servers:
+            row = {"store": store, "size": size, "stored": len(bench.task_ids),
+                   "fill_s": bench.fill_s, "dump_ms": statistics.median(dumps[store, size]),
+                   "rss_mb": rss_mb(server.pid), "baseline_rss_mb": bench.baseline_rss,
+                   "data_mb": dir_mb(data_dir)}
+            for name in OPERATIONS:
+                row[f"{name}_p50"] = statistics.median(times[store, size][name])
+                row[f"{name}_p99"] = percentile(times[store, size][name], 99)
+            rows.append(row)
+        if args.restart and "sqlite" in stores:  # the largest SQLite store, stopped and started
+            store, size, server, bench, _ = next(s for s in reversed(servers) if s[0] == "sqlite")
             server.stop()
             started = time.perf_counter()
             server.start()
-            rows[-1]["restart_s"] = time.perf_counter() - started
+            restart_s = time.perf_counter() - started
+            next(r for r in rows if (r["store"], r["size"]) == (store, size))["restart_s"] = restart_s
     finally:
-        server.stop()
-        server.cleanup()
+        for _, _, server, bench, _ in servers:
+            await bench.close()
+            server.stop()
+            server.cleanup()
     return rows
 
 
 def table(rows: list[dict]) -> str:
+    """The figures as a markdown table; ratios to the store's smallest size. Memory and disk per
+    task: for the smallest size, what it holds over an empty server; for the others, what each
+    task added since the size before (fixed costs - the request journal, caches - drop out)."""
     head = ("| store | tasks | create p50 / p99 ms | query p50 / p99 ms | list p50 / p99 ms | "
-            "cancel p50 / p99 ms | `GET /_mock/tasks` ms | RSS MB (KB/task) | data dir MB "
-            "(KB/task) |")
+            "cancel p50 / p99 ms | `GET /_mock/tasks` ms | RSS MB (KB per task) | data dir MB "
+            "(KB per task) |")
     lines = [head, "|" + "---|" * 9]
+    previous: dict[str, dict] = {}
     first: dict[str, dict] = {}
     for row in rows:
         base = first.setdefault(row["store"], row)
+        before = previous.get(row["store"])
+        previous[row["store"]] = row
 
         def ratio(value: float, reference: float) -> str:
             return "" if row is base else f" ({value / reference:.2f}x)"
+
+        def per_task(value: float, empty: float, key: str) -> str:
+            if before is None:
+                return f"{(value - empty) * 1024 / row['stored']:.2f}"
+            return f"{(value - before[key]) * 1024 / (row['stored'] - before['stored']):.2f}"
         cells = [row["store"], f"{row['stored']:,}"]
         for name in OPERATIONS:
             p50, p99 = row[f"{name}_p50"], row[f"{name}_p99"]
             cells.append(f"{p50:.2f}{ratio(p50, base[f'{name}_p50'])} / {p99:.2f}")
         cells.append(f"{row['dump_ms']:.1f}{ratio(row['dump_ms'], base['dump_ms'])}")
-        per_task = (row["rss_mb"] - row["baseline_rss_mb"]) * 1024 / row["stored"]
-        cells.append(f"{row['rss_mb']:.0f} ({per_task:.2f})")
+        cells.append(f"{row['rss_mb']:.0f} ({per_task(row['rss_mb'], row['baseline_rss_mb'], 'rss_mb')})")
         if row["data_mb"] is None:
             cells.append("-")
         else:
-            cells.append(f"{row['data_mb']:.1f} ({row['data_mb'] * 1e3 / row['stored']:.2f})")
+            cells.append(f"{row['data_mb']:.1f} ({per_task(row['data_mb'], 0, 'data_mb')})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -248,10 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}",
           flush=True)
-    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="kf2v-bench-scale-") as tmp:
-        for store in args.stores.split(","):
-            rows += asyncio.run(run_store(store, sizes, args, Path(tmp)))
+        rows = asyncio.run(run(args.stores.split(","), sizes, args, Path(tmp)))
     load_after = os.getloadavg()
     print()
     print(table(rows))
