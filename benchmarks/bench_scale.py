@@ -224,7 +224,8 @@ async def run(stores: list[str], sizes: list[int], args: argparse.Namespace,
             started = time.perf_counter()
             server.start()
             restart_s = time.perf_counter() - started
-            next(r for r in rows if (r["store"], r["size"]) == (store, size))["restart_s"] = restart_s
+            row = next(r for r in rows if (r["store"], r["size"]) == (store, size))
+            row["restart_s"] = restart_s
     finally:
         for _, _, server, bench, _ in servers:
             await bench.close()
@@ -260,7 +261,8 @@ def table(rows: list[dict]) -> str:
             p50, p99 = row[f"{name}_p50"], row[f"{name}_p99"]
             cells.append(f"{p50:.2f}{ratio(p50, base[f'{name}_p50'])} / {p99:.2f}")
         cells.append(f"{row['dump_ms']:.1f}{ratio(row['dump_ms'], base['dump_ms'])}")
-        cells.append(f"{row['rss_mb']:.0f} ({per_task(row['rss_mb'], row['baseline_rss_mb'], 'rss_mb')})")
+        rss_per_task = per_task(row["rss_mb"], row["baseline_rss_mb"], "rss_mb")
+        cells.append(f"{row['rss_mb']:.0f} ({rss_per_task})")
         if row["data_mb"] is None:
             cells.append("-")
         else:

@@ -217,7 +217,7 @@ def server_task_ids(base_url: str) -> set[str] | None:
         while url:  # page by page
             page = session.get(url, timeout=30).json()
             ids.update(t["task_id"] for t in page["tasks"])
-            url = f"{admin}?after={page['next']}" if page.get("next") else None
+            url = f"{admin}?before={page['older']}" if page.get("older") else None
     except (requests.RequestException, ValueError, KeyError):
         return None
     return ids

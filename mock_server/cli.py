@@ -2,7 +2,10 @@
 environment variable ``KF2V_MOCK_<FLAG>`` (e.g. ``KF2V_MOCK_SEED=7``).
 
 ``kf2v-mock run [serve flags] -- COMMAND ...`` is the one-step CI recipe: serve on free ports, run
-COMMAND with the SDK's environment pointed at the emulator, stop, and exit with COMMAND's status."""
+COMMAND with the SDK's environment pointed at the emulator, stop, and exit with COMMAND's status.
+With ``--intercept`` the command keeps its production URLs and goes through the intercepting proxy.
+
+``kf2v-mock ca`` prints the local CA's path and how each kind of client trusts it."""
 
 from __future__ import annotations
 
@@ -14,10 +17,13 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs
 from .app import base_urls, create_app, start_server
 from .config import Settings
 from .pipeline.keys import EMULATOR
+from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
+from .proxy.clients import intercept_environment, trust_instructions
+from .proxy.listener import proxy_site
 from .store.sqlite import DataDirError
 from .tasks.accounts import KeySpec
 from .tasks.regions import BEIJING, REGIONS, SINGAPORE
@@ -90,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="getPolicy requests per second per account and model (default: 100)")
     serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
                        help="ignore X-Mock-Scenario headers and [mock:...] prompt directives")
-    serve.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    serve.add_argument("--quiet", action="store_true",
+                       help="no per-request or per-task log lines")
     safety = serve.add_argument_group("isolation and safety (README, \"Isolation and safety\")")
     safety.add_argument("--admin-token", default=_env("admin-token", None),
                         help="also let non-loopback peers use /_mock/ when they send this in "
@@ -102,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument("--deny-loopback-image-urls", action="store_true",
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
+    add_proxy_arguments(serve)
+    logging_flags = serve.add_argument_group("logging (README, \"See what happened\")")
+    logging_flags.add_argument("--log-level", choices=logs.LEVELS,
+                               default=str(_env("log-level", "info")).lower(),
+                               help="the least severe lines shown (default: info)")
+    logging_flags.add_argument("--log-format", choices=logs.FORMATS,
+                               default=str(_env("log-format", "text")).lower(),
+                               help="text lines (default) or one JSON object per line")
     benchmarks = serve.add_argument_group("benchmarks")
     benchmarks.add_argument("--no-render", action="store_true", default=_env_flag("no-render"),
                             help="keep no frames and render no clips: tasks succeed without a "
@@ -110,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
+    add_ca_command(commands)
     return parser
 
 
@@ -121,6 +137,10 @@ def build_run_parser() -> argparse.ArgumentParser:
         "exit with COMMAND's status. Every `kf2v-mock serve` flag is accepted."))
     parser.add_argument("--region", choices=list(REGIONS), default=BEIJING,
                         help="the region DASHSCOPE_HTTP_BASE_URL and DASHSCOPE_API_KEY point at")
+    parser.add_argument("--intercept", action="store_true", default=_env_flag("intercept"),
+                        help="start the intercepting proxy (on a free port unless --proxy-port) "
+                             "and give COMMAND the proxy and CA variables instead of base URLs: "
+                             "code calling https://dashscope.aliyuncs.com works unchanged")
     return parser
 
 
@@ -139,7 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         query_qps=args.query_qps, policy_qps=args.policy_qps, scenarios=not args.no_scenarios,
         admin_token=args.admin_token or None,
         allow_private_image_urls=args.allow_private_image_urls,
-        allow_loopback_image_urls=not args.deny_loopback_image_urls,
+        allow_loopback_image_urls=not args.deny_loopback_image_urls, **proxy_settings(args),
         render=not args.no_render)
 
 
@@ -170,13 +190,16 @@ def command_environment(base: dict[str, str], urls: dict[str, str], api_key: str
     return env
 
 
-async def run_command(settings: Settings, command: list[str], region: str) -> int:
+async def run_command(settings: Settings, command: list[str], region: str,
+                      intercept: bool = False) -> int:
     app = create_app(settings)
     runner = await start_server(app, settings)
     try:
         emulator = app[EMULATOR]
         env = command_environment(dict(os.environ), base_urls(emulator), emulator.keys.default_key(region),
                                   region)
+        if intercept:
+            env = intercepted_environment(env, runner)
         try:
             process = await asyncio.create_subprocess_exec(*command, env=env)
         except OSError as exc:
@@ -204,21 +227,22 @@ def run_main(argv: list[str]) -> int:
     ports = ["--beijing-port", _env("beijing-port", "0"), "--singapore-port", _env("singapore-port", "0")]
     serve_parser = build_parser()
     args = serve_parser.parse_args(["serve", *ports, *serve_flags])
+    if run_args.intercept and args.proxy_port is None:
+        args.proxy_port = 0
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    _setup_logging(settings)
+    _setup_logging(settings, args)
     try:
-        return asyncio.run(run_command(settings, command, run_args.region))
-    except DataDirError as exc:
+        return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept))
+    except (DataDirError, CaError) as exc:
         log.error("%s", exc)
         return 1
 
 
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(settings: Settings, args: argparse.Namespace) -> None:
+    logs.setup(args.log_level, args.log_format, quiet=args.quiet)
     log.info("kf2v-mock %s, timing %s, seed %s", __version__, settings.timing, settings.seed)
 
 
@@ -228,14 +252,70 @@ def main(argv: list[str] | None = None) -> int:
         return run_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "ca":
+        return ca_main(args)
     try:
         settings = settings_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    _setup_logging(settings)
+    _setup_logging(settings, args)
     try:
         asyncio.run(serve(settings))
-    except DataDirError as exc:
+    except (DataDirError, CaError) as exc:
         log.error("%s", exc)
         return 1
     return 0
+
+
+# --- the intercepting proxy and its CA (README, "Clients you cannot change") -----------------------
+def add_proxy_arguments(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group('intercepting proxy (README, "Clients you cannot change")')
+    port = _env("proxy-port", None)
+    group.add_argument("--proxy-port", type=int, default=int(port) if port not in (None, "") else None,
+                       help="also listen as an HTTP proxy that answers the real DashScope and OSS "
+                            "hostnames (CONNECT + TLS with a local CA) and refuses every other "
+                            "host; 0 picks a free port (default: off)")
+    group.add_argument("--proxy-host", default=_env("proxy-host", "127.0.0.1"),
+                       help="the proxy's address (default: loopback only)")
+    group.add_argument("--ca-dir", type=Path, default=_env("ca-dir", None),
+                       help="where the local CA is kept (default: DATA_DIR/ca, or without "
+                            "--data-dir a per-user directory, see `kf2v-mock ca`)")
+
+
+def proxy_settings(args: argparse.Namespace) -> dict:
+    return {"proxy_port": args.proxy_port, "proxy_host": args.proxy_host, "ca_dir": args.ca_dir}
+
+
+def add_ca_command(commands) -> None:
+    ca = commands.add_parser("ca", help="print the local CA's path and how to trust it",
+                             description="Print the intercepting proxy's CA certificate path (made "
+                                         "on first use) and how each kind of client trusts it.")
+    ca.add_argument("--data-dir", type=Path, default=_env("data-dir", None),
+                    help="the CA of this data dir (DATA_DIR/ca)")
+    ca.add_argument("--ca-dir", type=Path, default=_env("ca-dir", None),
+                    help="the CA kept in this directory")
+    ca.add_argument("--path", action="store_true",
+                    help="print only the CA file's path (e.g. SSL_CERT_FILE=$(kf2v-mock ca --path))")
+
+
+def ca_main(args: argparse.Namespace) -> int:
+    try:
+        authority = CertificateAuthority.open(ca_dir_for(args.ca_dir, args.data_dir))
+    except CaError as exc:
+        print(f"kf2v-mock ca: {exc}", file=sys.stderr)
+        return 1
+    print(authority.cert_path if args.path else trust_instructions(authority), end="\n" if args.path else "")
+    return 0
+
+
+def intercepted_environment(env: dict[str, str], runner) -> dict[str, str]:
+    """``env`` for ``run --intercept``: the proxy and CA variables, and the SDK's base URLs as the
+    user had them (unset: the production defaults), so the command calls the real hostnames."""
+    site = proxy_site(runner)
+    assert site is not None  # run_main turned the proxy on
+    for name in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+        else:
+            env.pop(name, None)
+    return intercept_environment(env, site.url, site.authority)

@@ -58,7 +58,7 @@ async def nothing_left(client) -> None:
     assert not inputs.is_dir() or [p.name for p in inputs.iterdir()] == []
 
 
-# --- 1. a failed create leaves nothing behind --------------------------------------------------------
+# --- 1. a failed create leaves nothing behind -----------------------------------------------------
 class FailingStore(SqliteStore):
     """A durable store whose writes fail (a disk that went bad under SQLite) in ``fail_on``."""
 
@@ -170,7 +170,7 @@ async def test_a_store_failure_on_cancel_changes_nothing(make_client, monkeypatc
     assert response.status == 200
 
 
-# --- 3. a Content-Encoding that is a lie ----------------------------------------------------------------
+# --- 3. a Content-Encoding that is a lie ----------------------------------------------------------
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 @pytest.mark.parametrize("path", [CREATE, V2_CREATE, "/_mock/clock"])
 async def test_a_body_whose_content_encoding_is_a_lie_is_a_400(any_client, path, encoding):
@@ -189,7 +189,7 @@ async def test_an_honest_content_encoding_is_accepted(any_client, compress):
     assert response.status == 200, await response.text()
 
 
-# --- 4. a lone UTF-16 surrogate ----------------------------------------------------------------------
+# --- 4. a lone UTF-16 surrogate -------------------------------------------------------------------
 @pytest.mark.parametrize("field, extend", [("prompt", True), ("prompt", False),
                                            ("negative_prompt", True)])
 async def test_a_lone_surrogate_in_a_prompt_is_a_400_with_or_without_a_data_dir(any_client, field,
@@ -224,7 +224,7 @@ async def test_a_proper_surrogate_pair_is_fine(any_client):
     assert status == 200, answer
 
 
-# --- 5. an Expires no datetime can hold ----------------------------------------------------------------
+# --- 5. an Expires no datetime can hold -----------------------------------------------------------
 @pytest.mark.parametrize("expires, code", [("-99999999999999999", "AccessDenied"),
                                            ("-1", "AccessDenied"),
                                            ("99999999999999999", "SignatureDoesNotMatch"),
@@ -239,9 +239,10 @@ async def test_an_absurd_expires_is_an_oss_403_without_authentication(client, ex
         assert "Request has expired." in text
 
 
-# --- 6. a Range number of thousands of digits --------------------------------------------------------
+# --- 6. a Range number of thousands of digits -----------------------------------------------------
 @pytest.mark.parametrize("header", ["bytes=" + "9" * 5000 + "-", "bytes=0-" + "9" * 5000,
-                                    "bytes=-" + "9" * 5000, "bytes=" + "1" * 4000 + "-" + "2" * 4000])
+                                    "bytes=-" + "9" * 5000,
+                                    "bytes=" + "1" * 4000 + "-" + "2" * 4000])
 async def test_a_range_with_a_huge_number_serves_the_whole_object(client, header):
     link = await succeeded_task(client)
     response = await client.get(link["path_qs"], headers={"Range": header})
@@ -256,7 +257,7 @@ async def test_leading_zeros_do_not_make_a_range_number_huge(client):
     assert await response.read() == link["file"].read_bytes()[5:]
 
 
-# --- 7. IPv4 addresses inside IPv6 spellings ---------------------------------------------------------------
+# --- 7. IPv4 addresses inside IPv6 spellings ------------------------------------------------------
 EMBEDDED = {
     "2002:a9fe:a9fe::": "169.254.169.254",          # 6to4
     "2002:7f00:1::1": "127.0.0.1",                   # 6to4
@@ -301,7 +302,7 @@ async def test_a_create_with_such_a_url_is_refused_without_connecting(client, co
     assert not [a for a in connects if ":" in a and not a.startswith("::1")], connects
 
 
-# --- smaller: a client that disconnects mid-body ------------------------------------------------------
+# --- smaller: a client that disconnects mid-body --------------------------------------------------
 @pytest.fixture
 async def served(tmp_path):
     """``await served(**settings)`` -> (emulator, port): the app on a real loopback listener, as
@@ -344,7 +345,7 @@ async def test_a_client_that_disconnects_mid_body_is_journaled_without_a_500(ser
     assert emulator.store.tasks() == []
 
 
-# --- smaller: data dirs that cannot be used fail closed, in one line -----------------------------------------
+# --- smaller: data dirs that cannot be used fail closed, in one line ------------------------------
 def test_a_zero_length_state_file_is_refused(tmp_path):
     store = SqliteStore(tmp_path)
     store.close()

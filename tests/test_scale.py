@@ -42,7 +42,7 @@ ALICE_2 = Account("acct-a", "cn-beijing", "sk-a2", "222222")  # a second key of 
 BOB = Account("acct-b", "cn-beijing", "sk-b", "333333")
 
 
-# --- the queue is the reference rule, kept incrementally ---------------------------------------------
+# --- the queue is the reference rule, kept incrementally ------------------------------------------
 def _state(task_id, sequence, submit, wait, run, failed_at_start=False) -> TaskState:
     submit_us = to_us(T0) + int(submit * 1e6)
     return TaskState(task_id=task_id, sequence=sequence, region="r", account_id="a",
@@ -91,7 +91,7 @@ def test_the_queue_places_tasks_as_the_reference_rule_does(ops, cap):
         assert {s.task_id: s.scheduled_time for s in live} == reference
 
 
-# --- the list indexes answer what filtering every task would -------------------------------------------
+# --- the list indexes answer what filtering every task would --------------------------------------
 @settings(max_examples=60, deadline=None)
 @given(st.randoms(use_true_random=False), st.integers(1, 3))
 def test_every_list_answers_as_filtering_every_task_would(rng, cap):
@@ -102,7 +102,8 @@ def test_every_list_answers_as_filtering_every_task_would(rng, cap):
         action = rng.random()
         if action < 0.55:
             account = rng.choice([ALICE, ALICE_2, BOB])
-            failure = Failure("c", "m", rng.choice(["start", "end"])) if rng.random() < 0.2 else None
+            failure = (Failure("c", "m", rng.choice(["start", "end"])) if rng.random() < 0.2
+                       else None)
             ids.append(service.create(account, rng.choice([SPEC, PLUS]), f"r{step}",
                                       failure=failure).task_id)
         elif action < 0.7 and ids:
@@ -131,7 +132,8 @@ def _check_lists(service: TaskService, clock: VirtualClock, rng: random.Random) 
             for key in (None, "111111", "222222"):
                 for status in (None, *STATUSES):
                     expected = [t for t in everything
-                                if t.account_id == account.account_id and start <= t.submit_time <= now
+                                if t.account_id == account.account_id
+                                and start <= t.submit_time <= now
                                 and t.status_at(now) != UNKNOWN and model in (None, t.spec.model)
                                 and key in (None, t.api_key_id)
                                 and status in (None, t.status_at(now))]
@@ -147,7 +149,7 @@ def _check_lists(service: TaskService, clock: VirtualClock, rng: random.Random) 
                     assert [t.status_at(now) for t in tasks] == [t.status_at(now) for t in wanted]
 
 
-# --- what each operation touches -------------------------------------------------------------------
+# --- what each operation touches ------------------------------------------------------------------
 class CountingStore(InMemoryStore):
     """Counts the calls that read or write tasks."""
 
@@ -174,7 +176,8 @@ class CountingStore(InMemoryStore):
 
     def get_tasks(self, task_ids):
         self._count("get_tasks", len(task_ids))
-        return [InMemoryStore.get_task(self, t) for t in task_ids if InMemoryStore.get_task(self, t)]
+        found = (InMemoryStore.get_task(self, t) for t in task_ids)
+        return [task for task in found if task is not None]
 
     def iter_tasks(self):
         self._count("iter_tasks")
@@ -268,7 +271,7 @@ def test_a_restart_after_sweeps_places_the_remaining_tasks_as_before(tmp_path):
     again.store.close()
 
 
-# --- small rows, bounded WAL -----------------------------------------------------------------------
+# --- small rows, bounded WAL ----------------------------------------------------------------------
 async def test_a_task_row_holds_a_reference_to_its_frames_not_their_bytes(make_client,
                                                                         monkeypatch):
     client = await make_client()
@@ -339,26 +342,29 @@ def test_the_service_memory_per_task_is_small(tmp_path):
     assert grown / 3000 < 1500, f"{grown / 3000:.0f} bytes per task"
 
 
-# --- the admin dump pages ------------------------------------------------------------------------------
+# --- the admin dump pages -------------------------------------------------------------------------
 async def test_the_admin_task_dump_pages(make_client):
     client = await make_client()
     created = [(await create(client))[1]["output"]["task_id"] for _ in range(7)]
-    response = await client.get("/_mock/tasks")
-    everything = await response.json()
+    everything = await (await client.get("/_mock/tasks")).json()
     assert [t["task_id"] for t in everything["tasks"]] == created  # oldest first, as before
-    assert (everything["total"], everything["next"]) == (7, None)
-    seen, cursor = [], None
-    while True:
+    assert (everything["total"], everything["older"]) == (7, None)
+    pages, cursor = [], None
+    while True:  # the newest 3, then the 3 before them, ...
         page = await (await client.get("/_mock/tasks", params={
-            "limit": "3", **({"after": cursor} if cursor else {})})).json()
+            "limit": "3", **({"before": cursor} if cursor else {})})).json()
         assert len(page["tasks"]) <= 3 and page["total"] == 7
-        seen += [t["task_id"] for t in page["tasks"]]
-        cursor = page["next"]
+        pages.append([t["task_id"] for t in page["tasks"]])
+        cursor = page["older"]
         if cursor is None:
             break
-    assert seen == created
-    for bad in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"after": "-1"},
-                {"after": "9" * 5000}):
+    assert pages == [created[4:], created[1:4], created[:1]]
+    await client.post(f"/api/v1/tasks/{created[5]}/cancel", headers={"Authorization":
+                                                                    "Bearer sk-kf2v-mock-beijing"})
+    filtered = await (await client.get("/_mock/tasks?status=CANCELED&limit=1")).json()
+    assert ([t["task_id"] for t in filtered["tasks"]], filtered["older"]) == ([created[5]], None)
+    for bad in ({"limit": "-1"}, {"limit": "1001"}, {"limit": "x"}, {"before": "0"},
+                {"before": "9" * 5000}, {"after": "1"}):
         response = await client.get("/_mock/tasks", params=bad)
         assert response.status == 400, bad
         assert (await response.json())["code"] == "InvalidParameter"
@@ -379,7 +385,8 @@ def test_schema_1_data_dirs_are_migrated(tmp_path):
     """)
     when = {"$datetime": T0.isoformat()}
     spec = {"model": "wan2.2-kf2v-flash", "first_frame_url": "data:image/png;base64," + "A" * 5000,
-            "last_frame_url": "https://example.com/l.png", "prompt": "一只猫", "negative_prompt": None,
+            "last_frame_url": "https://example.com/l.png", "prompt": "一只猫",
+            "negative_prompt": None,
             "template": None, "resolution": "480P", "duration": 5, "prompt_extend": True,
             "watermark": False, "seed": None}
     task = {"task_id": "t-1", "request_id": "r", "region": "cn-beijing", "account_id": "a",
@@ -404,7 +411,7 @@ def test_schema_1_data_dirs_are_migrated(tmp_path):
         (migrated,) = store.tasks()
         assert (migrated.task_id, migrated.sequence, migrated.submit_time) == ("t-1", 3, T0)
         assert migrated.inputs == "t-1"  # schema 1 kept the frames in inputs/<task_id>
-        assert migrated.spec.first_frame_url == "data:image/png;base64,..."
+        assert migrated.spec.first_frame_url == "<data URL elided: image/png, 3750 bytes>"
         assert migrated.spec.last_frame_url == "https://example.com/l.png"
         assert migrated.scheduled_time is None
         assert store.get_upload("d/f.png").created == T0 and store.get_policy("d").expires == T0
@@ -413,7 +420,7 @@ def test_schema_1_data_dirs_are_migrated(tmp_path):
         store.close()
 
 
-# --- the benchmarks' --no-render --------------------------------------------------------------------
+# --- the benchmarks' --no-render ------------------------------------------------------------------
 async def test_no_render_keeps_no_frames_and_tasks_succeed_without_a_clip(make_client):
     client = await make_client(render=False)
     status, body = await create(client)

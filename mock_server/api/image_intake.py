@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
-from ..tasks.errors import DashScopeError
+from ..tasks.errors import DashScopeError, quoted
 from .image_fetch import TooLarge, UrlRefused, UrlRules, fetch
 
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # api-facts §2: file size <= 10 MB
@@ -66,51 +66,73 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
         data = await loop.run_in_executor(None, _decode_data_url, url)
     elif url.startswith("oss://"):
         if not oss_resolve_header:
-            raise DashScopeError.of("oss_resolve_missing")
+            raise DashScopeError.of("oss_resolve_missing", reason=(
+                "an oss:// URL needs the header X-DashScope-OssResourceResolve: enable"))
         data = await resolve_oss(url[len("oss://"):])
     elif url.startswith(("http://", "https://")):
         data = await _download(url, session, download_timeout, url_rules)
     else:
-        raise DashScopeError.of("invalid_url")
+        raise DashScopeError.of("invalid_url", reason=f"{quoted(url)} is not a URL it can fetch")
     if len(data) > MAX_IMAGE_BYTES:
-        raise DashScopeError.of("image_size_unsupported")
+        raise DashScopeError.of("image_size_unsupported", reason=(
+            f"the image is {len(data)} bytes, over the {MAX_IMAGE_BYTES}-byte (10 MB) limit"))
     return await loop.run_in_executor(None, inspect_image, data)
 
 
 def _decode_data_url(url: str) -> bytes:
     match = _DATA_URL.match(url)
     if not match:
-        raise DashScopeError.of("invalid_url")
+        raise DashScopeError.of("invalid_url", reason=(
+            f"{quoted(url, 40)} is not a data:<mime type>;base64,<data> URL"))
     if match["mime"].lower() not in ACCEPTED_MIME:
-        raise DashScopeError.of("media_format")
+        raise DashScopeError.of("media_format", reason=(
+            f"data URL of type {match['mime']}, not one of {', '.join(sorted(ACCEPTED_MIME))}"))
     payload = match["data"]
     # Cheap guard before decoding: base64 inflates by 4/3.
     if len(payload) > MAX_IMAGE_BYTES * 4 // 3 + 8:
-        raise DashScopeError.of("image_size_unsupported")
+        raise DashScopeError.of("image_size_unsupported", reason=(
+            f"the data URL carries about {len(payload) * 3 // 4} bytes, over the 10 MB limit"))
     try:
         return base64.b64decode(payload, validate=False)
-    except (binascii.Error, ValueError):
-        raise DashScopeError.of("image_decode_failed") from None
+    except (binascii.Error, ValueError) as exc:
+        raise DashScopeError.of("image_decode_failed",
+                                reason=f"the data URL's base64 does not decode ({exc})") from None
+
+
+def _download_error(exc: BaseException, timeout: float) -> tuple[str, str]:
+    """(catalogue name, reason) for a download that raised ``exc``."""
+    if isinstance(exc, UrlRefused):
+        # A URL the rules refuse answers like one that cannot be downloaded (README, "Isolation").
+        return "media_download_failed", str(exc)
+    if isinstance(exc, TooLarge):
+        return "image_size_unsupported", str(exc)
+    if isinstance(exc, asyncio.TimeoutError):
+        return "media_download_timeout", f"no complete answer within {timeout:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "media_download_failed", (f"{exc.host} does not resolve (DNS: "
+                                         f"{exc.os_error.strerror or exc.os_error})")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "media_download_failed", f"connection to {exc.host}:{exc.port} refused"
+        return "media_download_failed", (f"cannot connect to {exc.host}:{exc.port} "
+                                         f"({exc.os_error.strerror or exc.os_error})")
+    return "media_download_failed", f"the download failed ({type(exc).__name__}: {exc})"[:200]
 
 
 async def _download(url: str, session: aiohttp.ClientSession, timeout: float,
                     rules: UrlRules) -> bytes:
+    shown = url if len(url) <= 100 else url[:99] + "…"
     try:
         result = await fetch(url, session, rules, max_bytes=MAX_IMAGE_BYTES, timeout=timeout)
-    except UrlRefused:
-        # A URL the rules refuse answers like one that cannot be downloaded (README, "Isolation").
-        raise DashScopeError.of("media_download_failed") from None
-    except TooLarge:
-        raise DashScopeError.of("image_size_unsupported") from None
-    except asyncio.TimeoutError:
-        raise DashScopeError.of("media_download_timeout") from None
-    except (aiohttp.ClientError, ValueError, OSError):
-        raise DashScopeError.of("media_download_failed") from None
-    if result.status in (401, 403):
-        raise DashScopeError.of("media_unauthorized")
-    if result.body is None:
-        raise DashScopeError.of("media_download_failed")
-    return result.body
+    except (UrlRefused, TooLarge, asyncio.TimeoutError, aiohttp.ClientError, ValueError,
+            OSError) as exc:
+        name, reason = _download_error(exc, timeout)
+        raise DashScopeError.of(name, reason=f"{shown}: {reason}") from None
+    if result.status != 200:
+        where = shown if result.url in ("", url) else f"{shown} (redirected to {result.url})"
+        name = "media_unauthorized" if result.status in (401, 403) else "media_download_failed"
+        raise DashScopeError.of(name, reason=f"{where} answered {result.status}")
+    return result.body or b""
 
 
 def inspect_image(data: bytes) -> FrameImage:
@@ -121,29 +143,40 @@ def inspect_image(data: bytes) -> FrameImage:
             # Only the accepted formats' parsers ever see the bytes (no TIFF, EPS, ... plugins).
             image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
         except UnidentifiedImageError:
-            raise DashScopeError.of("media_format") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DashScopeError.of("media_format", reason=(
+                f"not a JPEG, PNG, BMP or WEBP image ({len(data)} bytes starting "
+                f"{data[:8]!r})")) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             # Pillow's own limit, from the header alone: an absurd size, refused like one.
-            raise DashScopeError.of("image_size_unsupported") from None
-        except Exception:
-            raise DashScopeError.of("image_decode_failed") from None
+            raise DashScopeError.of("image_size_unsupported",
+                                    reason=f"the header claims an absurd size ({exc})") from None
+        except Exception as exc:
+            raise DashScopeError.of("image_decode_failed", reason=(
+                f"its header does not parse ({type(exc).__name__}: {exc})"[:200])) from None
         if image.format not in ACCEPTED_FORMATS:
-            raise DashScopeError.of("media_format")
+            raise DashScopeError.of("media_format",
+                                    reason=f"{image.format} is not JPEG, PNG, BMP or WEBP")
         width, height = image.size
         # The header's dimensions, checked before anything is decoded (decompression
         # bombs), and before reading EXIF: PngImageFile.getexif() decodes the whole image.
         if width * height > MAX_PIXELS:
-            raise DashScopeError.of("image_size_unsupported")
+            raise DashScopeError.of("image_size_unsupported", reason=(
+                f"the {image.format} header claims {width}x{height} px, over "
+                f"{MAX_SIDE}x{MAX_SIDE}; refused before decoding"))
         if _orientation(image) in (5, 6, 7, 8):
             # Shown rotated by 90 degrees (the renderer applies EXIF orientation too).
             width, height = height, width
         # api-facts §2: PNG without transparency. ASSUMPTION: an alpha channel is refused as a format issue.
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            raise DashScopeError.of("media_format")
+            raise DashScopeError.of("media_format", reason=(
+                f"the {image.format} has transparency (mode {image.mode}); PNGs without an alpha "
+                "channel only"))
         try:
             image.load()
-        except Exception:
-            raise DashScopeError.of("image_decode_failed") from None
+        except Exception as exc:
+            raise DashScopeError.of("image_decode_failed", reason=(
+                f"the {image.format} ({width}x{height}) does not decode ({type(exc).__name__}: "
+                f"{exc})"[:200])) from None
     return FrameImage(data=data, width=width, height=height, format=image.format)
 
 

@@ -31,11 +31,13 @@ async def read_json_body(request: web.Request) -> Any:
             body = (json.loads(raw) if len(raw) < OFF_LOOP_BYTES
                     else await asyncio.get_running_loop().run_in_executor(None, json.loads, raw))
             request[JSON_BODY] = (True, body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            request[JSON_BODY] = (False, None)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+            request[JSON_BODY] = (False, f"the body is not JSON ({why})" if raw else
+                                  "the body is empty")
     ok, body = request[JSON_BODY]
     if not ok:
-        raise DashScopeError.of("invalid_body")
+        raise DashScopeError.of("invalid_body", reason=body)
     return body
 
 
@@ -45,7 +47,8 @@ async def read_body(request: web.Request) -> bytes:
     ``payload_too_large`` when it inflates past the body cap."""
     raw = await request.read()
     header = request.headers.get("Content-Encoding", "")
-    encodings = [e.strip().lower() for e in header.split(",") if e.strip().lower() not in ("", "identity")]
+    encodings = [e for e in (part.strip().lower() for part in header.split(","))
+                 if e not in ("", "identity")]
     if not encodings:
         return raw
     cap = request.app[EMULATOR].settings.max_body_bytes
@@ -62,16 +65,20 @@ def decode_body(data: bytes, encodings: list[str], cap: int) -> bytes:
             # Meant to be zlib-wrapped; many clients send raw deflate (aiohttp accepts both too).
             wbits = zlib.MAX_WBITS if _zlib_header(data) else -zlib.MAX_WBITS
         else:
-            raise DashScopeError.of("invalid_body")
+            raise DashScopeError.of("invalid_body", reason=(
+                f"Content-Encoding {encoding!r} is not one the emulator decodes (gzip, deflate)"))
         inflater = zlib.decompressobj(wbits)
         try:
             out = inflater.decompress(data, cap + 1)
         except zlib.error:
-            raise DashScopeError.of("invalid_body") from None
+            raise DashScopeError.of("invalid_body", reason=(
+                f"the body is not {encoding}, as its Content-Encoding says")) from None
         if len(out) > cap:
-            raise DashScopeError.of("payload_too_large")
+            raise DashScopeError.of("payload_too_large", reason=(
+                f"the {encoding} body inflates past the {cap}-byte cap"))
         if not inflater.eof or inflater.unused_data:  # cut short, or something after the stream
-            raise DashScopeError.of("invalid_body")
+            raise DashScopeError.of("invalid_body", reason=(
+                f"the {encoding} body is cut short, or followed by other bytes"))
         data = out
     return data
 

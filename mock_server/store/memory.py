@@ -55,8 +55,8 @@ class InMemoryStore(Store):
     def queue_bases(self) -> dict[QueueKey, tuple[int, ...]]:
         return dict(self._bases)
 
-    def tasks_after(self, sequence: int, limit: int) -> list[Task]:
-        ids = self._by_sequence.irange(minimum=sequence, inclusive=(False, True))
+    def tasks_before(self, sequence: int | None, limit: int) -> list[Task]:
+        ids = self._by_sequence.irange(maximum=sequence, inclusive=(True, False), reverse=True)
         return [self._tasks[self._by_sequence[s]] for s in itertools.islice(ids, max(0, limit))]
 
     def iter_tasks(self) -> Iterator[Task]:

@@ -19,10 +19,10 @@ Why the event loop may call this directly: a write is one statement on one small
 in the page cache, tens of microseconds, no fsync. The only fsyncs SQLite makes in WAL mode are at
 checkpoints, so automatic checkpoints are off and ``checkpoint()`` - which the app runs in a worker
 thread on its own connection, every second - does them instead: a PASSIVE checkpoint copies the
-bulk without waiting for the writer, then a RESTART one copies the last few pages, holding the writer
-off for just those, so that the next write starts the WAL over from its beginning. The WAL then holds
-about a second of writes, and ``journal_size_limit`` trims the file back after a burst: its size
-stays bounded under sustained writes.
+bulk without waiting for the writer, then a RESTART one copies the last few pages, holding the
+writer off for just those, so that the next write starts the WAL over from its beginning. The WAL
+then holds about a second of writes, and ``journal_size_limit`` trims the file back after a burst:
+its size stays bounded under sustained writes.
 
 Opening fails closed with a one-line ``DataDirError``: a data dir in use, unwritable, or whose state
 file is empty, not a database or damaged (never taken for a fresh one: task ids would repeat while
@@ -233,15 +233,17 @@ class SqliteStore(Store):
                 for region, account, model, releases in self._db.execute(
                     "SELECT region, account_id, model, releases FROM queue_bases")}
 
-    def tasks_after(self, sequence: int, limit: int) -> list[Task]:
+    def tasks_before(self, sequence: int | None, limit: int) -> list[Task]:
         return [task_from_row(*row) for row in self._db.execute(
-            "SELECT sequence, task_id, data FROM tasks WHERE sequence > ? ORDER BY sequence "
-            "LIMIT ?", (sequence, max(0, limit)))]
+            "SELECT sequence, task_id, data FROM tasks WHERE sequence < ? ORDER BY sequence DESC "
+            "LIMIT ?", (2 ** 63 - 1 if sequence is None else sequence, max(0, limit)))]
 
     def iter_tasks(self) -> Iterator[Task]:
         after = 0
         while True:  # in pages: no read transaction stays open between them
-            page = self.tasks_after(after, 1000)
+            page = [task_from_row(*row) for row in self._db.execute(
+                "SELECT sequence, task_id, data FROM tasks WHERE sequence > ? ORDER BY sequence "
+                "LIMIT 1000", (after,))]
             yield from page
             if len(page) < 1000:
                 return
@@ -249,7 +251,8 @@ class SqliteStore(Store):
 
     # --- uploads ---------------------------------------------------------------------------------
     def add_policy(self, policy: UploadPolicy) -> None:
-        self._write("INSERT OR REPLACE INTO policies (upload_dir, expires_us, data) VALUES (?, ?, ?)",
+        self._write("INSERT OR REPLACE INTO policies (upload_dir, expires_us, data) "
+                    "VALUES (?, ?, ?)",
                     (policy.upload_dir, to_us(policy.expires), _record_to_json(policy)))
 
     def get_policy(self, upload_dir: str) -> UploadPolicy | None:
@@ -354,7 +357,7 @@ class SqliteStore(Store):
             os.close(self._lock_fd)
 
 
-# --- rows ----------------------------------------------------------------------------------------------
+# --- rows -----------------------------------------------------------------------------------------
 _NOT_IN_ROW = ("task_id", "sequence", "scheduled_time")  # columns, or derived
 _TASK_FIELDS = [name for name in Task.__dataclass_fields__ if name not in _NOT_IN_ROW]
 
@@ -400,7 +403,7 @@ def _policy(data: str) -> UploadPolicy:
     return UploadPolicy(**row)
 
 
-# --- schema 1 (before issue 15): rows were whole JSON documents with tagged datetimes --------------------
+# --- schema 1 (before issue 15): rows were whole JSON documents with tagged datetimes -------------
 def _migrate_from_1(db: sqlite3.Connection) -> None:
     """Rewrite a schema 1 data dir as schema 2, in one transaction: task rows lose their start
     time and their data: URLs (schema 1 kept the frames in ``inputs/<task_id>``)."""
@@ -464,12 +467,14 @@ def _close(db: sqlite3.Connection | None) -> None:
 
 
 def _lock_exclusively(path: Path) -> int:
-    """Hold an exclusive lock on ``path`` for the store's lifetime: two emulators writing one data
-    dir would hand out the same task ids. The kernel drops it when the process dies (kill -9 too)."""
+    """Hold an exclusive lock on ``path`` for the store's lifetime: two emulators writing one
+    data dir would hand out the same task ids. The kernel drops it when the process dies (kill -9
+    too)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise DataDirError(f"cannot use {path.parent} as a data dir: {exc.strerror or exc}") from None
+        raise DataDirError(f"cannot use {path.parent} as a data dir: "
+                           f"{exc.strerror or exc}") from None
     if fcntl is None:
         return fd
     try:

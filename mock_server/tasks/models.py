@@ -3,7 +3,6 @@ from the clock; nothing here knows about HTTP or storage."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -53,24 +52,28 @@ class TaskSpec:
 
     def for_storage(self) -> "TaskSpec":
         """The spec as a task row keeps it: the frames are kept apart (``Task.inputs``), so a
-        ``data:`` URL is kept as its media type only, and any URL at most ``STORED_URL_MAX``
-        characters (a stored task is a small row whatever the create sent)."""
+        ``data:`` URL is kept as a marker naming its type and size (as the request journal shows
+        one), and any other URL at most ``STORED_URL_MAX`` characters: a stored task is a small
+        row whatever the create sent."""
         return replace(self, first_frame_url=_stored_url(self.first_frame_url),
                        last_frame_url=_stored_url(self.last_frame_url))
 
 
 STORED_URL_MAX = 1024
-_DATA_URL_HEAD = re.compile(r"^data:[^,;]{0,100}(;base64)?,")
 
 
 def _stored_url(url: str | None) -> str | None:
     if url is None:
         return None
     if url.startswith("data:"):
-        head = _DATA_URL_HEAD.match(url)
-        url = (head.group() if head else "data:,") + "..."
+        comma = url.find(",", 0, 256)  # the payload is never copied: it may be megabytes
+        head = url[5:comma] if comma >= 0 else url[5:64]
+        length = len(url) - comma - 1 if comma >= 0 else 0
+        size = (length * 3 // 4 - (2 if url.endswith("==") else url.endswith("="))
+                if ";base64" in head else length)
+        url = f"<data URL elided: {head.split(';', 1)[0] or 'text/plain'}, {size} bytes>"
     elif len(url) > STORED_URL_MAX:
-        url = url[:STORED_URL_MAX] + "..."
+        url = url[:STORED_URL_MAX] + "<… cut>"
     # Text SQLite can hold whatever the URL carried (a lone surrogate is shown escaped).
     return url.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -25,12 +25,14 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..media.render import RenderRequest, render_clip
+from .lifecycle import log_event
 from .models import Task
 from .service import TaskService
 
@@ -143,13 +145,16 @@ class Synthesizer:
                    generation: int) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._pool, _render_to, request, out)
+            seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task)
             rendered = True
         except Exception:  # a render failure fails the task, never the server
             log.exception("render failed for task %s", task.task_id)
             rendered = False
         if generation != self._generation:
             return
+        if rendered:
+            log_event("render_finish", task, f"render finished in {seconds:.2f} s "
+                      f"({task.width}x{task.height})", seconds=round(seconds, 3))
         try:
             # Recorded before the frames go: a crash in between only renders the clip again.
             if rendered:
@@ -191,9 +196,13 @@ class Synthesizer:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
 
-def _render_to(request: Callable[[], RenderRequest], out: Path) -> None:
+def _render_to(request: Callable[[], RenderRequest], out: Path, task: Task) -> float:
+    """Render in a worker thread; returns the seconds it took."""
+    started = time.perf_counter()
+    log_event("render_start", task, "render started")
     out.parent.mkdir(parents=True, exist_ok=True)
     render_clip(request(), out)
+    return time.perf_counter() - started
 
 
 def _write_inputs(folder: Path, first: bytes, last: bytes | None) -> None:

@@ -35,7 +35,7 @@ def from_us(us: int) -> datetime:
 
 
 def seconds_to_us(seconds: float) -> int:
-    """Rounded as ``timedelta(seconds=...)`` rounds, so ``submit + timedelta(seconds=wait)`` agrees."""
+    """Rounded as ``timedelta(seconds=...)`` rounds: ``submit + timedelta(seconds=wait)`` agrees."""
     return timedelta(seconds=seconds) // _MICROSECOND
 
 
@@ -124,7 +124,8 @@ class TaskQueue:
         return self.tasks[0].before if self.tasks else tuple(self.slots)
 
 
-def assign_start_times(tasks: Iterable, cap: int, base: Iterable[int] = ()) -> dict[str, datetime | None]:
+def assign_start_times(tasks: Iterable, cap: int,
+                       base: Iterable[int] = ()) -> dict[str, datetime | None]:
     """``{task_id: start}`` for one account's tasks of one model (``models.Task``, any order);
     None for tasks that never start. The reference for ``TaskQueue``."""
     ordered = sorted(tasks, key=lambda t: t.sequence)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from .clock import VirtualClock
-from .errors import DashScopeError
+from .errors import DashScopeError, quoted
 from .models import PENDING, SEED_MAX, Account, Failure, Task, TaskSpec
 from .prompt_extension import extend_prompt
 from .regions import REGIONS
@@ -53,6 +53,8 @@ class TaskService:
         # None: each model's documented cap (regions.ModelSpec.max_running).
         self.max_running = max_running
         self.on_expired: Callable[[Task], None] | None = None
+        # Told of every change that is not the clock's doing (the lifecycle log listens).
+        self.on_changed: Callable[[Task], None] = lambda task: None
         self.reload()
 
     def reload(self) -> None:
@@ -106,13 +108,16 @@ class TaskService:
         self.store.add_task(task)
         state = TaskState.of(task)
         self._admit(state, to_us(now))
-        return self._derived(task, state)
+        created = self._derived(task, state)
+        self.on_changed(created)
+        return created
 
     # --- read ------------------------------------------------------------------------------------
     def get(self, account: Account, task_id: str) -> Task | None:
         """The account's task, or None when it does not exist for this account (-> UNKNOWN)."""
         state = self._states.get(task_id)
-        if state is None or state.region != account.region or state.account_id != account.account_id:
+        if (state is None or state.region != account.region
+                or state.account_id != account.account_id):
             return None
         if to_us(self.clock.now()) >= state.submit + TTL_US:
             return None
@@ -130,7 +135,7 @@ class TaskService:
         offset = (query.page_no - 1) * query.page_size
         if query.task_id:
             state = self._states.get(query.task_id)
-            found = [state] if state is not None and self._matches(state, account, query, now) else []
+            found = [state] if state and self._matches(state, account, query, now) else []
             total, states = len(found), found[offset:offset + query.page_size]
         else:
             self._index.catch_up(now)
@@ -150,10 +155,33 @@ class TaskService:
                 and query.api_key_id in (None, state.api_key_id)
                 and query.status in (None, state.status_at(now)))
 
-    def dump(self, after: int, limit: int) -> list[Task]:
-        """Up to ``limit`` stored tasks after sequence number ``after``, oldest first."""
-        return [self._derived(t, self._states.get(t.task_id))
-                for t in self.store.tasks_after(after, limit)]
+    def iter_tasks(self):
+        """Every stored task with its derived start, oldest first (reads everything)."""
+        for task in self.store.iter_tasks():
+            yield self._derived(task, self._states.get(task.task_id))
+
+    def dump(self, *, before: int | None, limit: int,
+             **filters: str) -> tuple[list[Task], int | None]:
+        """The newest ``limit`` stored tasks with a sequence number below ``before`` (None: all)
+        that match ``filters`` (status, region, model, api_key_id, account_id), oldest first, and
+        the cursor for the page before them (None when there is none). Unfiltered, it reads only
+        the page from the store; a filter scans the tasks in memory, newest first."""
+        if not filters:
+            page = self.store.tasks_before(before, limit + 1)
+            more, page = len(page) > limit, page[:limit]
+        else:
+            now = to_us(self.clock.now())
+            chosen: list[str] = []
+            for state in reversed(self._states.values()):
+                if before is not None and state.sequence >= before:
+                    continue
+                if all(_field(state, name, now) == value for name, value in filters.items()):
+                    chosen.append(state.task_id)
+                    if len(chosen) > limit:
+                        break
+            more, page = len(chosen) > limit, self.store.get_tasks(chosen[:limit])
+        tasks = [self._derived(t, self._states.get(t.task_id)) for t in reversed(page)]
+        return tasks, (tasks[0].sequence if more and tasks else None)
 
     def count(self) -> int:
         return len(self._states)
@@ -171,13 +199,26 @@ class TaskService:
     def cancel(self, account: Account, task_id: str) -> Task:
         task = self.get(account, task_id)
         now = self.clock.now()
-        if task is None or task.status_at(now) != PENDING:
-            raise DashScopeError.of("unsupported_cancel")
+        if task is None:
+            # The same words whether it never existed or is another account's (isolation).
+            raise DashScopeError.of("unsupported_cancel", reason=(
+                f"task {quoted(task_id)} is unknown to this account: never created here, "
+                "another account's, or over 24 h old"))
+        status = task.status_at(now)
+        if status != PENDING:
+            raise DashScopeError.of("unsupported_cancel", reason=(
+                f"task {task_id} is {status}; only a PENDING task can be canceled"))
         canceled = replace(task, canceled_time=now, scheduled_time=None)
         self.store.save_task(canceled)
         state = self._states[task_id]
-        for moved in self._queues[state.queue_key].cancel(state, to_us(now)):
-            self._index.refresh(moved, to_us(now))
+        moved = self._queues[state.queue_key].cancel(state, to_us(now))
+        for each in moved:
+            self._index.refresh(each, to_us(now))
+        self.on_changed(canceled)
+        # The tasks behind it start earlier now (the lifecycle log watches their starts).
+        others = [s.task_id for s in moved if s is not state]
+        for other in self.store.get_tasks(others) if others else ():
+            self.on_changed(self._derived(other, self._states[other.task_id]))
         return canceled
 
     # --- media callbacks -------------------------------------------------------------------------
@@ -186,9 +227,11 @@ class TaskService:
         state = self._states.get(task_id)
         task = self.store.get_task(task_id) if state is not None else None
         if task is not None and not task.video_ready:
-            self.store.save_task(replace(task, video_ready=True, inputs=None))
+            ready = replace(task, video_ready=True, inputs=None)
+            self.store.save_task(ready)
             state.video_ready = True
             self._index.refresh(state, to_us(self.clock.now()))
+            self.on_changed(self._derived(ready, state))
 
     def mark_render_failed(self, task_id: str) -> None:
         state = self._states.get(task_id)
@@ -196,9 +239,11 @@ class TaskService:
         if task is not None and task.failure is None:
             spec = DashScopeError.of("internal_algo")
             failure = Failure(spec.code, spec.message, at="end")
-            self.store.save_task(replace(task, failure=failure, inputs=None))
+            failed = replace(task, failure=failure, inputs=None)
+            self.store.save_task(failed)
             state.failed = True
             self._index.refresh(state, to_us(self.clock.now()))
+            self.on_changed(self._derived(failed, state))
 
     # --- expiry ----------------------------------------------------------------------------------
     def sweep_expired(self, now: datetime | None = None) -> list[Task]:
@@ -222,7 +267,8 @@ class TaskService:
         gone_ids = [s.task_id for key, count in counts.items()
                     for s in self._queues[key].tasks[:count]]
         bases = {key: _base_after(self._queues[key], count) for key, count in counts.items()}
-        gone = self.store.get_tasks(gone_ids)
+        gone = [self._derived(t, self._states.get(t.task_id))
+                for t in self.store.get_tasks(gone_ids)]
         self.store.forget_tasks(gone_ids, bases)
         for key, count in counts.items():
             self._queues[key].drop_head(count)
@@ -243,6 +289,11 @@ class TaskService:
     def _derived(task: Task, state: TaskState | None) -> Task:
         """``task`` with its start as the scheduler derives it (a copy: stored tasks are values)."""
         return replace(task, scheduled_time=state.scheduled_time if state is not None else None)
+
+
+def _field(state: TaskState, name: str, now: int) -> str:
+    """A task's value for an admin dump filter."""
+    return state.status_at(now) if name == "status" else getattr(state, name)
 
 
 def _base_after(queue: TaskQueue, count: int) -> tuple[int, ...]:

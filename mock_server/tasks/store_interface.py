@@ -56,9 +56,9 @@ class Store(abc.ABC):
         """Every queue's recorded slot release times (see ``forget_tasks``)."""
 
     @abc.abstractmethod
-    def tasks_after(self, sequence: int, limit: int) -> list[Task]:
-        """Up to ``limit`` tasks with a larger sequence number, in sequence (= submit) order: the
-        admin dump's pages."""
+    def tasks_before(self, sequence: int | None, limit: int) -> list[Task]:
+        """Up to ``limit`` tasks with a smaller sequence number (any, for None), newest first:
+        the admin dump's pages."""
 
     @abc.abstractmethod
     def iter_tasks(self) -> Iterator[Task]:

@@ -4,10 +4,11 @@ queue by ``scheduler.TaskQueue``) and the indexes a task list is answered from (
 
 All of it is derived: it is rebuilt from the store when the service starts, and never stored.
 
-The list (``GET /api/v1/tasks``) shows one account's tasks submitted in a window of at most 24 hours,
-newest first, filtered by model, key id and status, with the total. ``TaskIndex`` keeps, per account,
-the submit times in submit order (a window is two bisections) and one sorted list of sequence numbers
-per filter combination, status included: counting a window is two more bisections, a page is a slice.
+The list (``GET /api/v1/tasks``) shows one account's tasks submitted in a window of at most 24
+hours, newest first, filtered by model, key id and status, with the total. ``TaskIndex`` keeps, per
+account, the submit times in submit order (a window is two bisections) and one sorted list of
+sequence numbers per filter combination, status included: counting a window is two more
+bisections, a page is a slice.
 A status is a function of the clock, so each task's next status change is queued as an event, and
 the lists are brought up to the clock's time (``catch_up``) before they are read. Tasks drop out of
 the lists once 24 hours old (a list never shows them again), whether or not they have been swept
@@ -182,7 +183,7 @@ class TaskIndex:
             del self._listed[state.sequence]  # (its submit time stays: it only bounds windows)
         state.version += 1  # its pending event, if any, is stale now
 
-    # --- the clock ---------------------------------------------------------------------------------
+    # --- the clock --------------------------------------------------------------------------------
     def catch_up(self, now: int) -> None:
         """File every task whose status the clock has changed by ``now``; forget the expired."""
         for lists in self._accounts.values():
@@ -221,7 +222,7 @@ class TaskIndex:
                         if s.due is not None]
         heapq.heapify(self._events)
 
-    # --- reading -----------------------------------------------------------------------------------
+    # --- reading ----------------------------------------------------------------------------------
     def page(self, region: str, account_id: str, *, start: int, end: int, now: int,
              model: str | None = None, api_key_id: str | None = None, status: str | None = None,
              offset: int = 0, limit: int = 10) -> tuple[int, list[TaskState]]:
