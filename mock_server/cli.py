@@ -5,7 +5,10 @@ environment variable ``KF2V_MOCK_<FLAG>`` (e.g. ``KF2V_MOCK_SEED=7``).
 COMMAND with the SDK's environment pointed at the emulator, stop, and exit with COMMAND's status.
 With ``--intercept`` the command keeps its production URLs and goes through the intercepting proxy.
 
-``kf2v-mock ca`` prints the local CA's path and how each kind of client trusts it."""
+``kf2v-mock ca`` prints the local CA's path and how each kind of client trusts it.
+
+``kf2v-mock report`` prints a running emulator's client report card; the report and chaos flags
+live in ``cli_report.py``."""
 
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from pathlib import Path
 
 from . import __version__, logs
 from .app import base_urls, create_app, start_server
+from .cli_report import (add_chaos_arguments, add_report_arguments, after_run,
+                         build_report_parser, check_report_arguments, report_main)
 from .config import Settings
 from .pipeline.keys import EMULATOR
 from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
@@ -110,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
     add_proxy_arguments(serve)
+    add_chaos_arguments(serve)
     logging_flags = serve.add_argument_group("logging (README, \"See what happened\")")
     logging_flags.add_argument("--log-level", choices=logs.LEVELS,
                                default=str(_env("log-level", "info")).lower(),
@@ -126,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
     add_ca_command(commands)
+    commands.add_parser("report", add_help=False, parents=[build_report_parser()],
+                        help="print the client report card of a running emulator")
     return parser
 
 
@@ -141,6 +149,7 @@ def build_run_parser() -> argparse.ArgumentParser:
                         help="start the intercepting proxy (on a free port unless --proxy-port) "
                              "and give COMMAND the proxy and CA variables instead of base URLs: "
                              "code calling https://dashscope.aliyuncs.com works unchanged")
+    add_report_arguments(parser)
     return parser
 
 
@@ -160,7 +169,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         admin_token=args.admin_token or None,
         allow_private_image_urls=args.allow_private_image_urls,
         allow_loopback_image_urls=not args.deny_loopback_image_urls, **proxy_settings(args),
-        render=not args.no_render)
+        chaos_seed=args.chaos, chaos_profile=args.chaos_profile, render=not args.no_render)
 
 
 async def serve(settings: Settings) -> None:
@@ -191,7 +200,7 @@ def command_environment(base: dict[str, str], urls: dict[str, str], api_key: str
 
 
 async def run_command(settings: Settings, command: list[str], region: str,
-                      intercept: bool = False) -> int:
+                      intercept: bool = False, run_args: argparse.Namespace | None = None) -> int:
     app = create_app(settings)
     runner = await start_server(app, settings)
     try:
@@ -209,7 +218,10 @@ async def run_command(settings: Settings, command: list[str], region: str,
         for sig in (signal.SIGINT, signal.SIGTERM):  # the command decides how to stop
             loop.add_signal_handler(sig, process.send_signal, sig)
         code = await process.wait()
-        return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+        code = code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+        if run_args is not None:  # the report card and the chaos schedule (cli_report.py)
+            code = await after_run(emulator, run_args, code)
+        return code
     finally:
         await runner.cleanup()
 
@@ -223,6 +235,7 @@ def run_main(argv: list[str]) -> int:
     run_args, serve_flags = parser.parse_known_args(own)
     if not command:
         parser.error("give the command to run after --")
+    check_report_arguments(parser, run_args)
     # Free ports unless the flags (or KF2V_MOCK_*_PORT) say otherwise; later flags win in argparse.
     ports = ["--beijing-port", _env("beijing-port", "0"), "--singapore-port", _env("singapore-port", "0")]
     serve_parser = build_parser()
@@ -235,7 +248,8 @@ def run_main(argv: list[str]) -> int:
         parser.error(str(exc))
     _setup_logging(settings, args)
     try:
-        return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept))
+        return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept,
+                                       run_args))
     except (DataDirError, CaError) as exc:
         log.error("%s", exc)
         return 1
@@ -250,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["run"]:
         return run_main(argv[1:])
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "ca":

@@ -63,6 +63,10 @@ class Settings:
     proxy_port: int | None = None
     proxy_host: str = "127.0.0.1"
     ca_dir: Path | None = None
+    # A seeded chaos run (traffic/chaos.py): every create takes hard paths drawn from this seed's
+    # schedule with this profile; None: off.
+    chaos_seed: int | None = None
+    chaos_profile: str = "default"
     # Slow and stuck clients (timeouts.py; README "Slow and stuck clients"), in seconds: a
     # request's line and headers from its first byte; a connection idle between requests; a
     # request body arriving, without a byte.

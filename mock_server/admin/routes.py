@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import console, handlers
+from . import console, handlers, report_handlers
 
 
 def setup_routes(app: web.Application) -> None:
@@ -27,6 +27,11 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/_mock/requests/{request_id}", handlers.get_request)
     r.add_delete("/_mock/requests", handlers.clear_requests)
     r.add_get("/_mock/scenarios", handlers.list_scenarios)
+    # The client report card and the seeded chaos run (report_handlers.py).
+    r.add_get("/_mock/report", report_handlers.get_report)
+    r.add_get("/_mock/chaos", report_handlers.get_chaos)
+    r.add_post("/_mock/chaos", report_handlers.start_chaos)
+    r.add_delete("/_mock/chaos", report_handlers.stop_chaos)
     # The console: the page, its two assets, and the ways a browser finds it.
     r.add_get(console.UI_PATH, console.page)
     r.add_get(console.UI_PATH + "/", console.page)

@@ -88,6 +88,8 @@ async def create_task(request: web.Request) -> web.Response:
     plan = request.get(FAULT_PLAN)
     if failure is None and plan is not None:
         failure = plan.task_failure(spec.model, spec.prompt)  # a fault rule or scenario
+    # A long PENDING or RUNNING set by a fault rule, a scenario or the chaos schedule.
+    timing = plan.task_timing(spec.model, spec.prompt) if plan is not None else None
     width, height = output_size(first.width, first.height, spec.resolution)
     # All or nothing: the frames are kept first (on disk with a durable store), then the task is
     # stored; if either fails, nothing is left and the create answers 500. Once both are done a
@@ -98,7 +100,7 @@ async def create_task(request: web.Request) -> web.Response:
         inputs = await synthesizer.keep_inputs(first.data, last.data if last is not None else None)
     try:
         task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
-                                       height=height, failure=failure,
+                                       height=height, failure=failure, timing=timing,
                                        inputs=inputs.ref if inputs is not None else None)
     except BaseException:
         if inputs is not None:

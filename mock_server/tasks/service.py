@@ -22,7 +22,7 @@ from .regions import REGIONS
 from .scheduler import TaskQueue, to_us
 from .store_interface import QueueKey, Store
 from .task_index import TTL_US, TaskIndex, TaskState
-from .timelines import draw_timeline
+from .timelines import Timeline, draw_timeline
 
 
 @dataclass(frozen=True)
@@ -85,13 +85,19 @@ class TaskService:
 
     # --- create ----------------------------------------------------------------------------------
     def create(self, account: Account, spec: TaskSpec, request_id: str, *, width: int = 0,
-               height: int = 0, failure: Failure | None = None, inputs: str | None = None) -> Task:
+               height: int = 0, failure: Failure | None = None, timing: dict | None = None,
+               inputs: str | None = None) -> Task:
         """Store a new task (``inputs``: where its frames are kept, already written) and queue
-        it. If the store refuses it, nothing is left of it."""
+        it. If the store refuses it, nothing is left of it. ``timing`` (``{"queue_wait"?,
+        "run_time"?}`` seconds, from a fault rule or the chaos schedule) replaces the drawn
+        durations; the draws still happen, so ids stay the same."""
         sequence = self.store.next_sequence()
         rng = random.Random(f"{self.seed}:task:{sequence}")
         task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         timeline = draw_timeline(self.timing, rng, spec.model)
+        if timing:
+            timeline = Timeline(queue_wait=timing.get("queue_wait", timeline.queue_wait),
+                                run_time=timing.get("run_time", timeline.run_time))
         seed = spec.seed if spec.seed is not None else rng.randint(0, SEED_MAX)
         actual_prompt = None
         if spec.prompt_extend and spec.prompt:
