@@ -34,6 +34,7 @@ import io
 import json
 import os
 import random
+import signal
 import statistics
 import sys
 import tempfile
@@ -271,7 +272,12 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # so that every server started is stopped on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000",
                         help="stored tasks to measure at, comma-separated (ascending)")
