@@ -30,7 +30,7 @@ from mock_server.store.sqlite import DB_NAME, DataDirError, SqliteStore
 from mock_server.tasks import rendering
 from tests import contract_check
 from tests.conftest import (BJ_KEY, CREATE, assert_catalogue_error, auth, create, create_headers,
-                            kf2v_body)
+                            kf2v_body, query)
 from tests.conftest import test_settings as settings_for
 from tests.test_intake import body_with
 from tests.test_limits_and_paths import V2_CREATE
@@ -215,6 +215,17 @@ async def test_a_lone_surrogate_in_a_fault_rule_is_kept_and_echoed_escaped(any_c
     assert listed["faults"][0]["error"]["message"] == "m\udc00"
     status, answer = await create(any_client)
     assert (status, answer["code"], answer["message"]) == (400, "X.Y", "m\udc00")
+
+
+async def test_a_lone_surrogate_in_a_task_failure_rule_fails_the_task_the_same_way(any_client):
+    rule = '{"task_failure": {"code": "X.Y", "message": "m\\udc00", "at": "start"}}'
+    assert (await any_client.post("/_mock/faults", data=rule)).status == 200
+    status, answer = await create(any_client)
+    assert status == 200, answer
+    any_client.emulator.clock.advance(5)
+    output = (await query(any_client, answer["output"]["task_id"]))["output"]
+    assert (output["task_status"], output["code"], output["message"]) == ("FAILED", "X.Y",
+                                                                          "m\udc00")
 
 
 async def test_a_proper_surrogate_pair_is_fine(any_client):

@@ -372,7 +372,7 @@ def task_to_row(task: Task) -> str:
         elif isinstance(value, (TaskSpec, Failure)):
             value = asdict(value)
         row[name] = value
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    return _json_text(row)
 
 
 def task_from_row(sequence: int, task_id: str, data: str) -> Task:
@@ -388,7 +388,18 @@ def task_from_row(sequence: int, task_id: str, data: str) -> Task:
 
 def _record_to_json(record: Upload | UploadPolicy) -> str:
     row = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(record).items()}
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    return _json_text(row)
+
+
+def _json_text(row: dict) -> str:
+    """Compact JSON, UTF-8 as it is; \\u-escaped if it holds a lone surrogate (a fault rule's
+    message a client made up), which SQLite's UTF-8 text cannot."""
+    text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(row, separators=(",", ":"))
+    return text
 
 
 def _upload(data: str) -> Upload:
