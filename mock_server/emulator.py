@@ -21,6 +21,7 @@ from .oss.signing import OssSigner
 from .store.memory import InMemoryStore
 from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
+from .tasks.clip_cache import ClipCache
 from .tasks.clock import VirtualClock
 from .tasks.lifecycle import LifecycleLog
 from .tasks.models import Task
@@ -38,6 +39,7 @@ from .traffic.quotas import Quotas
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
+CLIP_CACHE_DIR = "clip-cache"
 SWEEP_BATCH = 1000  # expired uploads or policies forgotten per store call
 
 
@@ -60,7 +62,7 @@ class Emulator:
                                        workers=settings.render_workers,
                                        preset=settings.render_preset,
                                        inputs_dir=self.inputs_dir if store.durable else None,
-                                       render=settings.render)
+                                       cache=self._clip_cache(), render=settings.render)
         saved_signer = self.store.get_meta(OSS_META)
         self.oss = (OssSigner.from_meta(saved_signer, self.data_dir / "oss") if saved_signer
                     else OssSigner.create(self.data_dir / "oss"))
@@ -86,6 +88,11 @@ class Emulator:
         self.service.on_changed = self.lifecycle.changed
         self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
+
+    def _clip_cache(self) -> ClipCache | None:
+        if self.settings.clip_cache_mb <= 0:
+            return None
+        return ClipCache(self.data_dir / CLIP_CACHE_DIR, self.settings.clip_cache_mb * 1024 * 1024)
 
     @property
     def inputs_dir(self) -> Path:
@@ -121,9 +128,11 @@ class Emulator:
     async def start(self) -> None:
         """Before serving: clear half-written files and render again the clips that a previous
         process on this data dir accepted but had not finished."""
+        loop = asyncio.get_running_loop()
+        if self.synthesizer.cache is not None:
+            await loop.run_in_executor(None, self.synthesizer.cache.load)
         if not self.store.durable:
             return
-        loop = asyncio.get_running_loop()
         oss = self.data_dir / "oss"
         places = [(oss / region.result_bucket, PARTIAL_CLIP) for region in REGIONS.values()]
         places += [(oss / "uploads", PARTIAL_UPLOAD), (self.inputs_dir, PARTIAL_INPUTS)]

@@ -9,11 +9,14 @@ from aiohttp import web
 
 from ..tasks.errors import DashScopeError
 
+# ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes. One encoder
+# for every answer (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
 
 def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
-    # ensure_ascii=False like the service: zh prompts come back as UTF-8, not \u escapes.
     # Always application/json: the aio SDK refuses a 200 without it (sdk-wire-contract §0.6).
-    text = json.dumps(body, ensure_ascii=False)
+    text = _JSON.encode(body)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate a client sent (a fault rule): \u-escaped
