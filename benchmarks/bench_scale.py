@@ -174,11 +174,17 @@ async def start_filled(store: str, size: int, args: argparse.Namespace, workdir:
         flags.append("--in-memory")
     server = ServeProcess(*flags, data_dir=data_dir, workdir=workdir / f"work-{name}").start()
     bench = await Bench(server, keys, args.seed).open()
-    await bench.clock(frozen=True)
-    bench.baseline_rss = rss_mb(server.pid)
-    bench.fill_s = await bench.fill(size, args.concurrency)
-    await bench.clock(advance_seconds=3600)  # stored tasks in every state
-    await bench.request("GET", "/api/v1/tasks", keys[0])  # files that hour's status changes
+    try:
+        await bench.clock(frozen=True)
+        bench.baseline_rss = rss_mb(server.pid)
+        bench.fill_s = await bench.fill(size, args.concurrency)
+        await bench.clock(advance_seconds=3600)  # stored tasks in every state
+        await bench.request("GET", "/api/v1/tasks", keys[0])  # files that hour's status changes
+    except BaseException:  # interrupted while filling: this server is not in the caller's list
+        await bench.close()
+        server.stop()
+        server.cleanup()
+        raise
     print(f"  {name}: filled in {bench.fill_s:.0f} s", flush=True)
     return server, bench, data_dir if store == "sqlite" else None
 
