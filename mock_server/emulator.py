@@ -22,6 +22,7 @@ from .store.memory import InMemoryStore
 from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
 from .tasks.clock import VirtualClock
+from .tasks.ids import RequestIds
 from .tasks.models import Task
 from .tasks.regions import BEIJING, REGIONS
 from .tasks.rendering import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synthesizer,
@@ -35,6 +36,7 @@ from .traffic.quotas import Quotas
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
+RUNS_META = "runs"  # starts on this data dir (seeded request ids differ from one run to the next)
 
 
 class Emulator:
@@ -60,7 +62,11 @@ class Emulator:
                     else OssSigner.create(self.data_dir / "oss"))
         if saved_signer is None:
             self.store.put_meta(OSS_META, self.oss.to_meta())
-        self.faults = FaultEngine(self.store, seed=settings.seed)
+        # Fault-rule draws are always seeded (0 without --seed): a rule fires the same way every run.
+        self.faults = FaultEngine(self.store, seed=settings.seed if settings.seed is not None else 0)
+        runs = int(self.store.get_meta(RUNS_META) or 0) + 1
+        self.store.put_meta(RUNS_META, str(runs))
+        self.request_ids = RequestIds(settings.seed, runs)
         self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
         self.journal = Journal(settings.journal_size)
@@ -162,6 +168,7 @@ class Emulator:
         await self.synthesizer.drain()
         self.store.clear()
         self.faults.reset_ids()
+        self.request_ids.restart()
         self.journal.clear()
         self.quotas.clear()
         await asyncio.get_running_loop().run_in_executor(None, self._remove_files)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from aiohttp import web
 
@@ -53,7 +52,7 @@ def _as_dashscope_error(exc: Exception, request_id: str) -> DashScopeError:
 async def request_context(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     emulator = request.app[EMULATOR]
-    request_id = str(uuid.uuid4())
+    request_id = emulator.request_ids.next()
     request[REQUEST_ID] = request_id
     request[REGION] = _region_of(request)
     when = emulator.clock.now()

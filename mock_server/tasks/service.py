@@ -37,11 +37,11 @@ class ListQuery:
 
 
 class TaskService:
-    def __init__(self, store: Store, clock: VirtualClock, *, seed: int = 0, timing: str = "fast",
-                 max_running: int | None = None):
+    def __init__(self, store: Store, clock: VirtualClock, *, seed: int | None = None,
+                 timing: str = "fast", max_running: int | None = None):
         self.store = store
         self.clock = clock
-        self.seed = seed
+        self.seed = seed  # None: random ids and draws, like the real service (see create)
         self.timing = timing
         # None: each model's documented cap (regions.ModelSpec.max_running).
         self.max_running = max_running
@@ -51,8 +51,15 @@ class TaskService:
     def create(self, account: Account, spec: TaskSpec, request_id: str, *, width: int = 0,
                height: int = 0, failure: Failure | None = None) -> Task:
         sequence = self.store.next_sequence()
-        rng = random.Random(f"{self.seed}:task:{sequence}")
-        task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if self.seed is None:
+            # Real task ids are random uuid4s (real-recordings.md, difference 2): never the same
+            # twice, across resets and restarts alike; so are the timeline and the drawn seed.
+            rng = random.Random()
+            task_id = str(uuid.uuid4())
+        else:
+            # An explicit seed: the n-th task after a reset or a fresh start is the same every run.
+            rng = random.Random(f"{self.seed}:task:{sequence}")
+            task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         timeline = draw_timeline(self.timing, rng, spec.model)
         seed = spec.seed if spec.seed is not None else rng.randint(0, SEED_MAX)
         actual_prompt = None
