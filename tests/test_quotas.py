@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.cli import build_parser, settings_from_args
+from mock_server.cli import StartupError, build_parser, settings_from_args
 from mock_server.config import Settings
 from mock_server.tasks.errors import markdown_table
 from mock_server.tasks.regions import REGIONS
@@ -166,5 +166,5 @@ def test_cli_switches_and_numbers(monkeypatch):
 
 @pytest.mark.parametrize("flag", ["--submit-rps", "--query-qps", "--policy-qps"])
 def test_rates_must_be_positive(flag):
-    with pytest.raises(SystemExit):
+    with pytest.raises(StartupError, match="must be at least 1"):
         settings_from_args(build_parser().parse_args(["serve", flag, "0"]))

@@ -102,7 +102,8 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
         return await load_frame(url, session=request.app[HTTP_SESSION],
                                 oss_resolve_header=oss_header, resolve_oss=resolve_oss,
                                 download_timeout=emulator.settings.download_timeout,
-                                url_rules=emulator.settings.image_url_rules())
+                                url_rules=emulator.settings.image_url_rules(),
+                                local=emulator.settings.local_urls())
 
     results = await asyncio.gather(*(one(u) for u in urls), return_exceptions=True)
     for result in results:  # the first frame's error wins, whichever finished first
