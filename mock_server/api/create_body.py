@@ -1,8 +1,10 @@
 """Create-task body validation: the documented rules and defaults per model, in the order the
 real service most plausibly checks them. Returns a ``TaskSpec`` or raises ``DashScopeError``.
 
-Accepted and ignored, because the official SDK sends them (sdk-wire-contract §0): ``input.function``,
-``input.extend_prompt``, ``input.prompt: null``, ``parameters: {}``, and any unknown key.
+Accepted and ignored, because the official SDKs send them (sdk-wire-contract §0, java-sdk-wire):
+``input.function``, ``input.extend_prompt``, ``parameters.with_audio``, ``parameters: {}``, and any
+unknown key. A field sent as JSON ``null`` is the same as one left out, everywhere (the Python SDK
+sends ``input.prompt: null``, the Java SDK drops nulls; docs/assumptions.md "JSON null").
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
     template = _optional_str(inputs, "template", "input.template") or None
     first = _optional_str(inputs, "first_frame_url", "input.first_frame_url") or None
     last = _optional_str(inputs, "last_frame_url", "input.last_frame_url") or None
+    _optional_bool(inputs, "extend_prompt", True)  # deprecated and ignored, but typed like the rest
 
     if not first:
         # Also the documented failure for "only last_frame_url and template" ([FX]).
@@ -65,10 +68,10 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
         if url is not None and not url.startswith(IMAGE_URL_SCHEMES):
             raise DashScopeError.of("invalid_url")
 
-    resolution = params.get("resolution", spec.default_resolution)
+    resolution = _given(params, "resolution", spec.default_resolution)
     if not isinstance(resolution, str) or resolution not in spec.resolutions:
         raise DashScopeError.of("out_of_definition", parameter="resolution")
-    duration = params.get("duration", DURATION)
+    duration = _given(params, "duration", DURATION)
     if not _is_int(duration) or duration != DURATION:
         raise DashScopeError.of("out_of_definition", parameter="duration")
     seed = params.get("seed")
@@ -90,6 +93,12 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
         watermark=watermark,
         seed=seed,
     )
+
+
+def _given(container: dict, key: str, default: Any) -> Any:
+    """The value sent for ``key``; ``default`` when it is left out or null."""
+    value = container.get(key)
+    return default if value is None else value
 
 
 def _is_int(value: Any) -> bool:
