@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import handlers
+from . import handlers, samples
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,3 +21,6 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/_mock/requests", handlers.list_requests)
     r.add_delete("/_mock/requests", handlers.clear_requests)
     r.add_get("/_mock/scenarios", handlers.list_scenarios)
+    # Sample frames (admin/samples.py): readable by any peer (admin/access.py).
+    r.add_get("/_mock/samples", samples.list_samples)
+    r.add_get("/_mock/samples/{file}", samples.sample_file)
