@@ -209,6 +209,12 @@ async def upload(request: web.Request) -> web.Response:
         # A grant is for its region's upload bucket only (it is bound to that region's account).
         return oss_error(request, _policy_error(
             f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]'))
+    for name, wanted in _field_conditions(document):
+        # A form field the grant fixes (x-oss-object-acl: private, x-oss-forbid-overwrite: true)
+        # sent with another value; the text is the one real OSS answered for a public-read ACL.
+        if name in fields and fields[name] != wanted:
+            return oss_error(request, _policy_error(
+                f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]'))
     # Keys are stored as files: "", "." and ".." segments would alias or escape another path
     # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
     names = key[len(upload_dir) + 1:].split("/")
@@ -247,6 +253,12 @@ def _record_upload(request: web.Request, policy: UploadPolicy, key: str, size: i
                     content_type=content_type, created=emulator.clock.now())
     emulator.store.add_upload(upload)
     return upload
+
+
+def _field_conditions(document: dict) -> list[tuple[str, str]]:
+    """The policy's ``{"<form field>": "<value>"}`` conditions, other than the bucket's."""
+    return [(name, str(value)) for condition in document.get("conditions", [])
+            if isinstance(condition, dict) for name, value in condition.items() if name != "bucket"]
 
 
 def _policy_prefix(document: dict) -> str:

@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
-from .answers import error_response
+from .answers import compress_if_accepted, error_response, http_date
 from .endpoints import endpoint_of
 from .keys import APPLIED, EMULATOR, ERROR_CODE, REGION, REQUEST_ID, TASK_ID, TRUNCATE
 
@@ -65,15 +65,18 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         response = web.Response(status=499)  # never sent: the transport is gone
     except Exception as exc:
         error = _as_dashscope_error(exc, request_id)
-        response = error_response(error, request_id)
+        response = error_response(error, request_id, endpoint_of(request))
         code = error.code
     response.headers[EMULATOR_HEADER] = f"kf2v-mock/{__version__}"
+    response.headers["Date"] = http_date(emulator.clock.now())
     response.headers.setdefault("X-Request-Id", request_id)
     if disconnected:
         if request.transport is not None:
             request.transport.abort()
     elif TRUNCATE in request:
         response = await _truncated(request, response, request[TRUNCATE])
+    else:
+        compress_if_accepted(request, response)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     if not request.path.startswith("/_mock/"):
         account = emulator.keys.lookup(request.headers.get("Authorization"), request[REGION])
