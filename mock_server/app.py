@@ -24,6 +24,8 @@ from .pipeline.body_limit import body_limit
 from .pipeline.context import request_context
 from .pipeline.keys import EMULATOR, HTTP_SESSION
 from .pipeline.shaping import traffic_shaping
+from .proxy.authority import CertificateAuthority, ca_dir_for
+from .proxy.listener import ProxySite, proxy_site
 from .tasks.regions import BEIJING, SINGAPORE
 
 log = logging.getLogger("kf2v_mock")
@@ -109,15 +111,43 @@ async def start_server(app: web.Application, settings: Settings) -> web.AppRunne
         urls = base_urls(emulator)
         for region, url in urls.items():
             log.info("%s listening on %s", region, url)
+        ready: dict[str, object] = dict(urls)
+        if settings.proxy_port is not None:
+            proxy = await start_proxy(runner, settings)
+            ready["proxy"] = proxy_info(proxy)
         if settings.ready_file:
             try:
-                _write_atomically(settings.ready_file, json.dumps(urls))
+                _write_atomically(settings.ready_file, json.dumps(ready))
             except OSError as exc:
                 raise ReadyFileError(exc.errno, exc.strerror, str(settings.ready_file)) from exc
     except BaseException:
         await runner.cleanup()
         raise
     return runner
+
+
+async def start_proxy(runner: web.AppRunner, settings: Settings) -> ProxySite:
+    """Start the intercepting proxy on ``runner`` (once; later calls return the running one)."""
+    running = proxy_site(runner)
+    if running is not None:
+        return running
+    directory = ca_dir_for(settings.ca_dir, settings.data_dir)
+    loop = asyncio.get_running_loop()
+    authority = await loop.run_in_executor(None, CertificateAuthority.open, directory)
+    if authority.created:
+        log.info("made a new local CA in %s (trust it: `kf2v-mock ca`)", directory)
+    site = ProxySite(runner, settings.proxy_host, settings.proxy_port or 0, authority)
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError("proxy", settings.proxy_host, settings.proxy_port or 0, exc) from exc
+    log.info("intercepting proxy on %s (CA %s)", site.url, authority.cert_path)
+    return site
+
+
+def proxy_info(site: ProxySite) -> dict[str, str]:
+    """What the ready file says about the proxy: its URL and the CA file clients must trust."""
+    return {"url": site.url, "ca_file": str(site.authority.cert_path)}
 
 
 def base_urls(emulator: Emulator) -> dict[str, str]:

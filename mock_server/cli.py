@@ -3,6 +3,9 @@ environment variable ``KF2V_MOCK_<FLAG>`` (e.g. ``KF2V_MOCK_SEED=7``).
 
 ``kf2v-mock run [serve flags] -- COMMAND ...`` is the one-step CI recipe: serve on free ports, run
 COMMAND with the SDK's environment pointed at the emulator, stop, and exit with COMMAND's status.
+With ``--intercept`` the command keeps its production URLs and goes through the intercepting proxy.
+
+``kf2v-mock ca`` prints the local CA's path and how each kind of client trusts it.
 
 Start-up problems are reported here, in one place, as one line saying what is wrong and how to fix
 it, with exit status 2 (``StartupError``): a bad flag or ``KF2V_MOCK_*`` value (refused while the
@@ -24,11 +27,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, logs
 from .app import ListenError, ReadyFileError, base_urls, create_app, start_server
 from .assets.asset_map import AssetMapping
 from .config import Settings
 from .emulator import Emulator
+from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
+from .proxy.clients import intercept_environment, trust_instructions
+from .proxy.listener import proxy_site
 from .store.sqlite import DB_NAME, DataDirError
 from .tasks.accounts import KeySpec
 from .tasks.regions import BEIJING, REGIONS, SINGAPORE
@@ -38,9 +44,10 @@ log = logging.getLogger("kf2v_mock")
 RUN_USAGE = "kf2v-mock run [--region REGION] [serve flags ...] -- COMMAND [ARG ...]"
 EXIT_STARTUP = 2  # what argparse uses for usage errors, and so every start-up problem
 ENV_PREFIX = "KF2V_MOCK_"
-PORT_FLAGS = {BEIJING: "--beijing-port", SINGAPORE: "--singapore-port"}
-# Set by `kf2v-mock run` for its command: not settings, but not typos either.
-_ENV_OUTPUTS = {"KF2V_MOCK_BEIJING_URL", "KF2V_MOCK_SINGAPORE_URL"}
+PORT_FLAGS = {BEIJING: "--beijing-port", SINGAPORE: "--singapore-port", "proxy": "--proxy-port"}
+# Set by `kf2v-mock run` for its command, or read by `run` alone: not serve settings, not typos.
+_ENV_OUTPUTS = {"KF2V_MOCK_BEIJING_URL", "KF2V_MOCK_SINGAPORE_URL", "KF2V_MOCK_PROXY_URL",
+                "KF2V_MOCK_CA_FILE", "KF2V_MOCK_INTERCEPT"}
 
 
 class StartupError(Exception):
@@ -114,6 +121,15 @@ def _timing(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a timing profile "
                                          f"(choose from {', '.join(PROFILES)})")
     return text
+
+
+def _choice(choices):
+    def convert(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+    return convert
 
 
 def _key_spec(text: str) -> KeySpec:
@@ -201,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-scenarios", action="store_true", default=_env_flag("no-scenarios"),
                        help="ignore X-Mock-Scenario headers and [mock:...] prompt directives")
     serve.add_argument("--quiet", action="store_true", default=_env_flag("quiet"),
-                       help="no per-request log lines")
+                       help="no per-request or per-task log lines")
     safety = serve.add_argument_group("isolation and safety (README, \"Isolation and safety\")")
     safety.add_argument("--admin-token", default=_env("admin-token", None),
                         help="also let non-loopback peers use /_mock/ when they send this in "
@@ -213,6 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     safety.add_argument("--deny-loopback-image-urls", action="store_true",
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
+    add_proxy_arguments(serve)
+    logging_flags = serve.add_argument_group("logging (README, \"See what happened\")")
+    logging_flags.add_argument("--log-level", type=_choice(logs.LEVELS), choices=logs.LEVELS,
+                               default=_env_value("log-level", _choice(logs.LEVELS), "info"),
+                               help="the least severe lines shown (default: info)")
+    logging_flags.add_argument("--log-format", type=_choice(logs.FORMATS), choices=logs.FORMATS,
+                               default=_env_value("log-format", _choice(logs.FORMATS), "text"),
+                               help="text lines (default) or one JSON object per line")
     offline = serve.add_argument_group(
         "images answered offline (README, \"Sample frames and your own images\")")
     offline.add_argument("--asset-map", action="append", type=_asset_mapping, default=[],
@@ -226,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
+    add_ca_command(commands)
     return parser
 
 
@@ -237,6 +262,10 @@ def build_run_parser() -> argparse.ArgumentParser:
         "exit with COMMAND's status. Every `kf2v-mock serve` flag is accepted."))
     parser.add_argument("--region", choices=list(REGIONS), default=BEIJING,
                         help="the region DASHSCOPE_HTTP_BASE_URL and DASHSCOPE_API_KEY point at")
+    parser.add_argument("--intercept", action="store_true", default=_env_flag("intercept"),
+                        help="start the intercepting proxy (on a free port unless --proxy-port) "
+                             "and give COMMAND the proxy and CA variables instead of base URLs: "
+                             "code calling https://dashscope.aliyuncs.com works unchanged")
     return parser
 
 
@@ -254,7 +283,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         admin_token=args.admin_token or None,
         allow_private_image_urls=args.allow_private_image_urls,
         allow_loopback_image_urls=not args.deny_loopback_image_urls,
-        asset_map=asset_map, doc_sample_urls=not args.no_doc_sample_urls)
+        asset_map=asset_map, doc_sample_urls=not args.no_doc_sample_urls, **proxy_settings(args))
 
 
 # --- starting: every way it can fail becomes one StartupError line ----------------------------------
@@ -273,6 +302,8 @@ async def start(settings: Settings) -> tuple[web.AppRunner, Emulator]:
         raise StartupError(listen_problem(exc)) from exc
     except ReadyFileError as exc:
         raise StartupError(f"cannot write --ready-file {exc.filename}: {exc.strerror or exc}") from exc
+    except CaError as exc:  # the intercepting proxy's CA
+        raise StartupError(str(exc)) from exc
     except Exception as exc:  # resuming the data dir's unfinished work (Emulator.start)
         raise StartupError(data_dir_problem(exc, settings)) from exc
     seed = "random" if settings.seed is None else settings.seed
@@ -374,11 +405,14 @@ def command_environment(base: dict[str, str], urls: dict[str, str], api_key: str
     return env
 
 
-async def run_command(settings: Settings, command: list[str], region: str) -> int:
+async def run_command(settings: Settings, command: list[str], region: str,
+                      intercept: bool = False) -> int:
     runner, emulator = await start(settings)
     try:
         env = command_environment(dict(os.environ), base_urls(emulator), emulator.keys.default_key(region),
                                   region)
+        if intercept:
+            env = intercepted_environment(env, runner)
         try:
             process = await asyncio.create_subprocess_exec(*command, env=env)
         except OSError as exc:
@@ -405,22 +439,25 @@ def run_main(argv: list[str]) -> int:
     # Free ports unless the flags (or KF2V_MOCK_*_PORT) say otherwise; later flags win in argparse.
     ports = ["--beijing-port", _env("beijing-port", "0"), "--singapore-port", _env("singapore-port", "0")]
     args = build_parser().parse_args(["serve", *ports, *serve_flags])
+    if run_args.intercept and args.proxy_port is None:
+        args.proxy_port = 0
     settings = settings_from_args(args)
-    _setup_logging(settings)
-    return asyncio.run(run_command(settings, command, run_args.region))
+    _setup_logging(args)
+    return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept))
 
 
 def _serve_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ca":
+        return ca_main(args)
     settings = settings_from_args(args)
-    _setup_logging(settings)
+    _setup_logging(args)
     asyncio.run(serve(settings))
     return 0
 
 
-def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(args: argparse.Namespace) -> None:
+    logs.setup(args.log_level, args.log_format, quiet=args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,3 +469,56 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"kf2v-mock: error: {exc}", file=sys.stderr)
         return EXIT_STARTUP
+
+
+# --- the intercepting proxy and its CA (README, "Clients you cannot change") -----------------------
+def add_proxy_arguments(serve: argparse.ArgumentParser) -> None:
+    group = serve.add_argument_group('intercepting proxy (README, "Clients you cannot change")')
+    group.add_argument("--proxy-port", type=_port, default=_env_value("proxy-port", _port, None),
+                       help="also listen as an HTTP proxy that answers the real DashScope and OSS "
+                            "hostnames (CONNECT + TLS with a local CA) and refuses every other "
+                            "host; 0 picks a free port (default: off)")
+    group.add_argument("--proxy-host", default=_env("proxy-host", "127.0.0.1"),
+                       help="the proxy's address (default: loopback only)")
+    group.add_argument("--ca-dir", type=Path, default=_env("ca-dir", None),
+                       help="where the local CA is kept (default: DATA_DIR/ca, or without "
+                            "--data-dir a per-user directory, see `kf2v-mock ca`)")
+
+
+def proxy_settings(args: argparse.Namespace) -> dict:
+    return {"proxy_port": args.proxy_port, "proxy_host": args.proxy_host, "ca_dir": args.ca_dir}
+
+
+def add_ca_command(commands) -> None:
+    ca = commands.add_parser("ca", help="print the local CA's path and how to trust it",
+                             description="Print the intercepting proxy's CA certificate path (made "
+                                         "on first use) and how each kind of client trusts it.")
+    ca.add_argument("--data-dir", type=Path, default=_env("data-dir", None),
+                    help="the CA of this data dir (DATA_DIR/ca)")
+    ca.add_argument("--ca-dir", type=Path, default=_env("ca-dir", None),
+                    help="the CA kept in this directory")
+    ca.add_argument("--path", action="store_true",
+                    help="print only the CA file's path (e.g. SSL_CERT_FILE=$(kf2v-mock ca --path))")
+
+
+def ca_main(args: argparse.Namespace) -> int:
+    try:
+        authority = CertificateAuthority.open(ca_dir_for(args.ca_dir, args.data_dir))
+    except CaError as exc:
+        print(f"kf2v-mock ca: {exc}", file=sys.stderr)
+        return 1
+    print(authority.cert_path if args.path else trust_instructions(authority), end="\n" if args.path else "")
+    return 0
+
+
+def intercepted_environment(env: dict[str, str], runner) -> dict[str, str]:
+    """``env`` for ``run --intercept``: the proxy and CA variables, and the SDK's base URLs as the
+    user had them (unset: the production defaults), so the command calls the real hostnames."""
+    site = proxy_site(runner)
+    assert site is not None  # run_main turned the proxy on
+    for name in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+        else:
+            env.pop(name, None)
+    return intercept_environment(env, site.url, site.authority)

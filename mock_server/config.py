@@ -10,6 +10,7 @@ from .api.image_fetch import UrlRules
 from .api.image_intake import DOWNLOAD_TIMEOUT_SECONDS, LocalUrls
 from .assets.asset_map import AssetMapping
 from .tasks.accounts import KeySpec
+from .traffic.journal import DEFAULT_MAX_BYTES as JOURNAL_MAX_BYTES
 from .traffic.journal import DEFAULT_SIZE as JOURNAL_SIZE
 from .traffic.quotas import POLICY_QPS, QUERY_QPS
 
@@ -50,6 +51,8 @@ class Settings:
     # In-band scenarios (X-Mock-Scenario header, [mock:<name>] prompt directive); off: ignored.
     scenarios: bool = True
     journal_size: int = JOURNAL_SIZE
+    # The journal's memory bound (estimated bytes of headers and bodies kept); oldest go first.
+    journal_max_bytes: int = JOURNAL_MAX_BYTES
     # Image URL address rules (api/image_fetch.py; README "Isolation and safety"): private ranges are
     # refused unless allowed; loopback is allowed unless denied (fixtures served on this machine).
     allow_private_image_urls: bool = False
@@ -62,6 +65,12 @@ class Settings:
     # URLs (served from the built-in frames unless turned off).
     asset_map: list[AssetMapping] = field(default_factory=list)
     doc_sample_urls: bool = True
+    # The intercepting proxy (proxy/; README "Clients you cannot change"): None = off, 0 = a free
+    # port. Loopback unless told otherwise. Its CA lives in ca_dir, else DATA_DIR/ca, else a
+    # per-user directory (proxy/authority.py).
+    proxy_port: int | None = None
+    proxy_host: str = "127.0.0.1"
+    ca_dir: Path | None = None
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,

@@ -23,6 +23,7 @@ from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
 from .tasks.clock import VirtualClock
 from .tasks.ids import RequestIds
+from .tasks.lifecycle import LifecycleLog
 from .tasks.models import Task
 from .tasks.regions import BEIJING, REGIONS
 from .tasks.rendering import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synthesizer,
@@ -30,6 +31,7 @@ from .tasks.rendering import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synt
 from .tasks.service import TaskService
 from .tasks.store_interface import Store
 from .traffic.faults import FaultEngine
+from .traffic.input_frames import InputFrames
 from .traffic.journal import Journal
 from .traffic.quotas import Quotas
 
@@ -69,12 +71,16 @@ class Emulator:
         self.request_ids = RequestIds(settings.seed, runs)
         self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
-        self.journal = Journal(settings.journal_size)
+        self.journal = Journal(settings.journal_size, settings.journal_max_bytes)
+        self.input_frames = InputFrames()  # what the console shows of each task's request
         # Injected latency sleeps through this (tests may swap in a recorder).
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
         self.listener_regions: dict[int, str] = {}
         self.service.on_expired = self._forget_task_files
+        self.lifecycle = LifecycleLog(self.store, self.clock)
+        self.lifecycle.adopt(self.store.tasks())  # a data dir picked up again: no past lines
+        self.service.on_changed = self.lifecycle.changed
         self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
 
@@ -146,6 +152,7 @@ class Emulator:
         """Forget what has expired by ``now``: tasks and their clips (24 h), uploads (48 h) and
         upload policies; runs on every clock jump and once a second while the clock runs."""
         now = now or self.clock.now()
+        self.lifecycle.tick(now)  # transitions due are logged before the sweep forgets tasks
         self.service.sweep_expired(now)
         for upload in self.store.uploads():
             if now >= upload.expires_at:
@@ -156,6 +163,7 @@ class Emulator:
                 self.store.delete_policy(policy.upload_dir)
 
     def _forget_task_files(self, task: Task) -> None:
+        self.lifecycle.forget(task)
         if task.video_key:
             bucket = REGIONS[task.region].result_bucket
             self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
@@ -170,6 +178,8 @@ class Emulator:
         self.faults.reset_ids()
         self.request_ids.restart()
         self.journal.clear()
+        self.input_frames.clear()
+        self.lifecycle.reset()
         self.quotas.clear()
         await asyncio.get_running_loop().run_in_executor(None, self._remove_files)
 

@@ -14,6 +14,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from mock_server.app import create_app
+from tests.conftest import create
 from tests.conftest import test_settings as settings_for
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "admin-openapi.yaml"
@@ -63,17 +64,23 @@ def _validator(document: dict, method: str, path: str, status: str) -> Draft2020
 
 
 async def test_the_answers_keep_to_the_schemas(document, client):
-    await client.post("/api/v1/services/aigc/image2video/video-synthesis")  # a journal entry
+    status, created = await create(client)  # a task, and journal entries
+    assert status == 200
+    task_id, request_id = created["output"]["task_id"], created["request_id"]
     added = await client.post("/_mock/faults", json={"match": {"endpoint": "query"},
                                                       "error": {"code": "ModelUnavailable"}, "times": 1})
-    calls = [("get", "/_mock/health"), ("get", "/_mock/clock"), ("get", "/_mock/tasks"),
-             ("get", "/_mock/faults"), ("get", "/_mock/requests"), ("get", "/_mock/scenarios"),
-             ("get", "/_mock/samples")]
+    calls = [("get", "/_mock/health", "/_mock/health"), ("get", "/_mock/clock", "/_mock/clock"),
+             ("get", "/_mock/tasks", "/_mock/tasks"), ("get", "/_mock/faults", "/_mock/faults"),
+             ("get", "/_mock/requests", "/_mock/requests"),
+             ("get", "/_mock/scenarios", "/_mock/scenarios"), ("get", "/_mock/samples", "/_mock/samples"),
+             ("get", "/_mock/faults/presets", "/_mock/faults/presets"),
+             ("get", "/_mock/tasks/{task_id}", f"/_mock/tasks/{task_id}"),
+             ("get", "/_mock/requests/{request_id}", f"/_mock/requests/{request_id}")]
     answers = [("post", "/_mock/faults", "200", await added.json())]
-    for method, path in calls:
+    for method, template, path in calls:
         response = await client.request(method.upper(), path)
         assert response.status == 200, path
-        answers.append((method, path, "200", await response.json()))
+        answers.append((method, template, "200", await response.json()))
     missing = await client.get("/_mock/samples/third.png")
     answers.append(("get", "/_mock/samples/{file}", "404", await missing.json()))
     for method, path, status, body in answers:

@@ -25,6 +25,7 @@ FLOORS = {
     "api": 4,        # the DashScope HTTP surface
     "admin": 4,      # /_mock/
     "oss": 4,        # the OSS stand-in
+    "proxy": 4.5,    # the intercepting proxy: hands requests to the app; only the entrance starts it
     ENTRANCE: 5,
     "testing": 6,    # plugin, embedded server, ServeProcess, samples
 }

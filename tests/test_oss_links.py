@@ -56,7 +56,7 @@ def with_query(link: dict, **changes: str | None) -> URL:
 
 def signed(client, bucket: str, key: str, expires: int = FAR_FUTURE) -> URL:
     """A link validly signed for ``key``, sent exactly as written (no path normalisation)."""
-    return URL(client.emulator.oss.signed_url("", bucket, key, expires), encoded=True)
+    return URL(client.emulator.oss.signed_url(f"/{bucket}", bucket, key, expires), encoded=True)
 
 
 def raw_signed(client, bucket: str, key: str, raw_path: str, expires: int = FAR_FUTURE) -> URL:

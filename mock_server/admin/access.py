@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ..pipeline.keys import EMULATOR
 from ..tasks.errors import DashScopeError
+from .console import is_shell
 
 ADMIN_PREFIX = "/_mock/"
 TOKEN_HEADER = "X-Mock-Admin-Token"
@@ -53,6 +54,15 @@ async def admin_access(request: web.Request, handler) -> web.StreamResponse:
         request.path == PUBLIC_PREFIX or request.path.startswith(PUBLIC_PREFIX + "/"))
     if (request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/")) and not public:
         token = request.app[EMULATOR].settings.admin_token
+        # The console's static shell holds no data: with a token set, any peer may load it (the
+        # page then asks for the token and sends it with every admin call).
+        if token and is_shell(request.method, request.path):
+            return await handler(request)
         if not admin_allowed(request.remote, request.headers.get(TOKEN_HEADER), token):
-            raise DashScopeError.of("access_denied")
+            sent = request.headers.get(TOKEN_HEADER)
+            raise DashScopeError.of("access_denied", reason=(
+                f"/_mock/ answers loopback peers only, and {request.remote} is not one "
+                "(start with --admin-token and send X-Mock-Admin-Token)" if not token else
+                f"{request.remote} is not a loopback peer and "
+                + ("sent a wrong X-Mock-Admin-Token" if sent else "sent no X-Mock-Admin-Token")))
     return await handler(request)

@@ -9,15 +9,15 @@ from aiohttp import web
 
 from .. import __version__
 from ..pipeline.answers import json_response
-from ..pipeline.keys import EMULATOR, REGION
+from ..pipeline.keys import CLIENT_ANSWER, EMULATOR, REGION
 from ..tasks.clock import ClockError
-from ..tasks.errors import DashScopeError
-from ..tasks.models import Task
+from ..tasks.errors import CATALOGUE, DashScopeError
+from ..tasks.models import STATUSES, TASK_TTL, Task
 from ..tasks.regions import REGIONS
 from ..tasks.timestamps import parse_iso, task_time
 from ..traffic import scenarios
 from ..traffic.faults import RuleError
-from ..traffic.journal import FILTERS
+from ..traffic.journal import FilterError, elide
 
 
 def _clock_body(request: web.Request) -> dict:
@@ -73,11 +73,114 @@ async def reset(request: web.Request) -> web.Response:
     return json_response({"status": "reset", **_clock_body(request)})
 
 
+TASK_FILTERS = ("status", "region", "model", "api_key_id", "account_id")
+
+
 async def list_all_tasks(request: web.Request) -> web.Response:
+    """Every task with its timeline, oldest first; ``?status=&region=&model=&api_key_id=
+    &account_id=`` filter, ``?limit=N`` keeps the newest N. ``forgotten``: tasks the 24 h expiry
+    removed lately (newest last), so a console can still show what became of them."""
     emulator = request.app[EMULATOR]
     now = emulator.clock.now()
-    return json_response({"now": now.isoformat(),
-                          "tasks": [_timeline(t, now) for t in emulator.store.tasks()]})
+    unknown = set(request.query) - set(TASK_FILTERS) - {"limit"}
+    if unknown:
+        raise DashScopeError.mock(f"unknown filter(s): {', '.join(sorted(unknown))}; use "
+                                  f"{', '.join(TASK_FILTERS)}, limit")
+    status = request.query.get("status")
+    if status and status not in STATUSES:
+        raise DashScopeError.mock(f"status must be one of {', '.join(STATUSES)}")
+    limit = _limit(request.query.get("limit"))
+    wanted = {k: v for k, v in request.query.items() if k in TASK_FILTERS and v}
+    tasks = [t for t in (_timeline(t, now) for t in emulator.store.tasks())
+             if all(t[k] == v for k, v in wanted.items())]
+    forgotten = [t for t in (dict(_timeline(t, now), forgotten=True)
+                             for t in emulator.lifecycle.forgotten)
+                 if all(t[k] == v for k, v in wanted.items())]
+    if limit is not None:
+        tasks, forgotten = tasks[-limit:] if limit else [], forgotten[-limit:] if limit else []
+    return json_response({"now": now.isoformat(), "tasks": tasks, "forgotten": forgotten})
+
+
+def _limit(text: str | None) -> int | None:
+    if text in (None, ""):
+        return None
+    if not text.isdigit():
+        raise DashScopeError.mock("limit must be a whole number >= 0")
+    return int(text)
+
+
+def _find_task(request: web.Request) -> tuple[Task, bool]:
+    """The task named in the path, and whether it is one the expiry already removed."""
+    emulator = request.app[EMULATOR]
+    task_id = request.match_info["task_id"]
+    task = emulator.store.get_task(task_id)
+    if task is not None:
+        return task, False
+    gone = next((t for t in reversed(emulator.lifecycle.forgotten) if t.task_id == task_id), None)
+    if gone is None:
+        raise DashScopeError(404, "NotFound", f"no task with id {task_id!r}",
+                             reason="not in the store (never created, reset, or expired long ago)")
+    return gone, True
+
+
+async def get_task(request: web.Request) -> web.Response:
+    """One task for the console: its timeline, its request, the answer its owner would get from a
+    query now, and its journal entries (brief)."""
+    emulator = request.app[EMULATOR]
+    task, forgotten = _find_task(request)
+    now = emulator.clock.now()
+    spec = task.spec
+    if forgotten:
+        answer = {"request_id": "", "output": {"task_id": task.task_id, "task_status": "UNKNOWN"}}
+    else:
+        answer = request.app[CLIENT_ANSWER](request, task)
+    return json_response({
+        "now": now.isoformat(),
+        "task": dict(_timeline(task, now), forgotten=forgotten),
+        "request": elide({"model": spec.model, "input": {
+            "prompt": spec.prompt, "negative_prompt": spec.negative_prompt,
+            "template": spec.template, "first_frame_url": spec.first_frame_url,
+            "last_frame_url": spec.last_frame_url}, "parameters": {
+            "resolution": spec.resolution, "duration": spec.duration,
+            "prompt_extend": spec.prompt_extend, "watermark": spec.watermark,
+            "seed": spec.seed}}),
+        "actual_prompt": task.actual_prompt,
+        "answer": answer,
+        "frames": {which: emulator.input_frames.get(task.task_id, which) is not None
+                   for which in ("first", "last")},
+        "video": not forgotten and _clip_path(request, task) is not None,
+        "requests": emulator.journal.entries(task_id=task.task_id, brief="1"),
+    })
+
+
+async def get_task_frame(request: web.Request) -> web.Response:
+    """An input frame as the emulator received it (kept for the console, bounded)."""
+    task, _ = _find_task(request)
+    which = request.match_info["which"]
+    frame = request.app[EMULATOR].input_frames.get(task.task_id, which)
+    if frame is None:
+        raise DashScopeError(404, "NotFound", f"the {which} frame of this task is not kept",
+                             reason="frames are kept in memory for the newest tasks only")
+    return web.Response(body=frame.data, content_type=frame.mime,
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _clip_path(request: web.Request, task: Task):
+    if not task.video_ready or not task.video_key:
+        return None
+    synthesizer = request.app[EMULATOR].synthesizer
+    path = synthesizer.path_for(REGIONS[task.region].result_bucket, task.video_key)
+    return path if path.is_file() else None
+
+
+async def get_task_video(request: web.Request) -> web.StreamResponse:
+    """The task's clip, for the console (no signature, no fault rules, not journaled)."""
+    task, forgotten = _find_task(request)
+    path = None if forgotten else _clip_path(request, task)
+    if path is None:
+        raise DashScopeError(404, "NotFound", "this task has no clip (yet, or any more)",
+                             reason="the clip is written once rendered and deleted at expiry")
+    return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
 
 
 def _timeline(task: Task, now) -> dict:
@@ -95,6 +198,8 @@ def _timeline(task: Task, now) -> dict:
         "failure": None if task.failure is None else {
             "code": task.failure.code, "message": task.failure.message, "at": task.failure.at},
         "real_host": REGIONS[task.region].real_host,
+        "link_expires_time": when(task.end_time + TASK_TTL) if task.end_time else None,
+        "prompt": task.spec.prompt, "request_id": task.request_id,
     }
 
 
@@ -109,6 +214,24 @@ async def add_fault(request: web.Request) -> web.Response:
 
 async def list_faults(request: web.Request) -> web.Response:
     return json_response({"faults": request.app[EMULATOR].faults.rules()})
+
+
+async def fault_presets(request: web.Request) -> web.Response:
+    """Ready-made rule bodies for ``POST /_mock/faults``: each named scenario's behaviour as a
+    rule, then every catalogue entry as an error."""
+    presets = []
+    for scenario in scenarios.NAMED.values():
+        if scenario.request:
+            kind, spec = scenario.request[0]
+            rule = {kind: spec}
+        else:
+            rule = dict(scenario.task[0])
+        presets.append({"name": f"scenario:{scenario.name}", "description": scenario.description,
+                        "rule": rule})
+    presets += [{"name": f"error:{name}", "description": f"{spec.status} {spec.code}: "
+                 f"{spec.message}", "rule": {"error": {"name": name}}}
+                for name, spec in CATALOGUE.items()]
+    return json_response({"presets": presets})
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -127,8 +250,19 @@ async def delete_fault(request: web.Request) -> web.Response:
 
 # --- request journal and scenarios ---------------------------------------------------------------------
 async def list_requests(request: web.Request) -> web.Response:
-    filters = {k: request.query[k] for k in FILTERS if k in request.query}
-    return json_response({"requests": request.app[EMULATOR].journal.entries(**filters)})
+    try:
+        entries = request.app[EMULATOR].journal.entries(**dict(request.query))
+    except FilterError as exc:
+        raise DashScopeError.mock(str(exc)) from None
+    return json_response({"requests": entries})
+
+
+async def get_request(request: web.Request) -> web.Response:
+    entry = request.app[EMULATOR].journal.get(request.match_info["request_id"])
+    if entry is None:
+        raise DashScopeError(404, "NotFound", "no journal entry with that request_id",
+                             reason="never seen, or older than what the journal keeps")
+    return json_response(entry)
 
 
 async def clear_requests(request: web.Request) -> web.Response:

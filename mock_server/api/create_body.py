@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tasks.errors import DashScopeError
+from ..tasks.errors import DashScopeError, quoted
 from ..tasks.models import SEED_MAX, TaskSpec
 from ..tasks.regions import Region
 
@@ -23,60 +23,75 @@ IMAGE_URL_SCHEMES = ("http://", "https://", "oss://", "data:")
 
 def parse_create_body(body: Any, region: Region) -> TaskSpec:
     if not isinstance(body, dict):
-        raise DashScopeError.of("invalid_body")
+        raise DashScopeError.of("invalid_body", reason=(
+            f"the body is JSON but a {type(body).__name__}, not an object"))
 
     model = body.get("model")
     if model is None or model == "":
-        raise DashScopeError.of("empty_model")
+        raise DashScopeError.of("empty_model", reason="model is missing or empty")
     if not isinstance(model, str):
-        raise DashScopeError.of("out_of_definition", parameter="model")
+        raise DashScopeError.of("out_of_definition", parameter="model",
+                                reason=f"model is {quoted(model)}, not a string")
     spec = region.models.get(model)
     if spec is None:
-        raise DashScopeError.of("model_not_exist")
+        raise DashScopeError.of("model_not_exist", reason=(
+            f"model {quoted(model)} is not served in {region.name} "
+            f"(models: {', '.join(region.models)})"))
 
     inputs = body.get("input")
     if inputs is None or inputs == {}:
-        raise DashScopeError.of("empty_input")
+        raise DashScopeError.of("empty_input", reason="input is missing or empty")
     if not isinstance(inputs, dict):
-        raise DashScopeError.of("illegal_input")
+        raise DashScopeError.of("illegal_input",
+                                reason=f"input is a {type(inputs).__name__}, not an object")
 
     params = body.get("parameters")
     if params is None:
         params = {}  # optional in the API reference (api-facts §1)
     if not isinstance(params, dict):
-        raise DashScopeError.of("out_of_definition", parameter="parameters")
+        raise DashScopeError.of("out_of_definition", parameter="parameters",
+                                reason=f"parameters is a {type(params).__name__}, not an object")
 
     prompt = _optional_str(inputs, "prompt", "input.prompt")
     negative = _optional_str(inputs, "negative_prompt", "input.negative_prompt")
     template = _optional_str(inputs, "template", "input.template") or None
     first = _optional_str(inputs, "first_frame_url", "input.first_frame_url") or None
     last = _optional_str(inputs, "last_frame_url", "input.last_frame_url") or None
-    _optional_bool(inputs, "extend_prompt", True)  # deprecated and ignored, but typed like the rest
+    _optional_bool(inputs, "extend_prompt", True, "input.")  # deprecated, ignored, but typed
 
     if not first:
         # Also the documented failure for "only last_frame_url and template" ([FX]).
-        raise DashScopeError.of("field_required", field="input.first_frame_url")
+        raise DashScopeError.of("field_required", field="input.first_frame_url",
+                                reason="input.first_frame_url is missing or empty")
     if template is not None:
         if template not in spec.templates:
-            raise DashScopeError.of("out_of_definition", parameter="input.template")
+            raise DashScopeError.of("out_of_definition", parameter="input.template", reason=(
+                f"input.template {quoted(template)} is not one of {model}'s templates"
+                + (f" ({', '.join(spec.templates)})" if spec.templates else " (it has none)")))
         last = None  # "若同时提供first_frame_url、last_frame_url、template，将忽略last_frame_url"
         prompt = None  # the prompt is ignored with a template
     elif not last:
         # ASSUMPTION: required without a template ([GUIDE] 必填, [QW-KF2V] required).
-        raise DashScopeError.of("field_required", field="input.last_frame_url")
+        raise DashScopeError.of("field_required", field="input.last_frame_url", reason=(
+            "input.last_frame_url is missing or empty (it is required without a template)"))
     for name, url in (("input.first_frame_url", first), ("input.last_frame_url", last)):
         if url is not None and not url.startswith(IMAGE_URL_SCHEMES):
-            raise DashScopeError.of("invalid_url")
+            raise DashScopeError.of("invalid_url", reason=(
+                f"{name} {quoted(url)} is not an http, https, oss or data URL"))
 
     resolution = _given(params, "resolution", spec.default_resolution)
     if not isinstance(resolution, str) or resolution not in spec.resolutions:
-        raise DashScopeError.of("out_of_definition", parameter="resolution")
+        raise DashScopeError.of("out_of_definition", parameter="resolution", reason=(
+            f"parameters.resolution {quoted(resolution)} is not one of {model}'s "
+            f"{', '.join(spec.resolutions)}"))
     duration = _given(params, "duration", DURATION)
     if not _is_int(duration) or duration != DURATION:
-        raise DashScopeError.of("out_of_definition", parameter="duration")
+        raise DashScopeError.of("out_of_definition", parameter="duration", reason=(
+            f"parameters.duration is {quoted(duration)}; it is fixed at {DURATION}"))
     seed = params.get("seed")
     if seed is not None and (not _is_int(seed) or not 0 <= seed <= SEED_MAX):
-        raise DashScopeError.of("out_of_definition", parameter="seed")
+        raise DashScopeError.of("out_of_definition", parameter="seed", reason=(
+            f"parameters.seed is {quoted(seed)}, not a whole number in [0, {SEED_MAX}]"))
     prompt_extend = _optional_bool(params, "prompt_extend", True)
     watermark = _optional_bool(params, "watermark", False)
 
@@ -109,13 +124,15 @@ def _optional_str(container: dict, key: str, label: str) -> str | None:
     value = container.get(key)
     if value is None or isinstance(value, str):
         return value
-    raise DashScopeError.of("out_of_definition", parameter=label)
+    raise DashScopeError.of("out_of_definition", parameter=label,
+                            reason=f"{label} is {quoted(value)}, not a string")
 
 
-def _optional_bool(container: dict, key: str, default: bool) -> bool:
+def _optional_bool(container: dict, key: str, default: bool, where: str = "parameters.") -> bool:
     value = container.get(key, default)
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise DashScopeError.of("out_of_definition", parameter=key)
+        raise DashScopeError.of("out_of_definition", parameter=key,
+                                reason=f"{where}{key} is {quoted(value)}, not true or false")
     return value

@@ -15,15 +15,18 @@ from ..media.sizing import output_size
 from ..pipeline.answers import json_response
 from ..pipeline.bodies import read_json_body
 from ..pipeline.endpoints import endpoint
-from ..pipeline.keys import EMULATOR, FAULT_PLAN, HTTP_SESSION, REGION, REQUEST_ID, TASK_ID
-from ..tasks.errors import DashScopeError
+from ..pipeline.keys import (EMULATOR, FAULT_PLAN, HTTP_SESSION, INTERCEPTED, REGION, REQUEST_ID,
+                             TASK_ID)
+from ..pipeline.reasons import note
+from ..tasks.errors import DashScopeError, quoted
 from ..tasks.models import (STATUSES, SUCCEEDED, TASK_TTL, UPLOAD_MAX_BYTES, UPLOAD_POLICY_TTL,
                             Account, Failure, Task, UploadPolicy)
 from ..tasks.regions import REGIONS, Region
+from ..tasks.regions import bucket_url as real_bucket_url
 from ..tasks.service import ListQuery, default_list_window
 from ..tasks.timestamps import parse_list_time
 from .create_body import parse_create_body
-from .image_intake import FrameImage, load_frame
+from .image_intake import MAX_SIDE, MIN_SIDE, FrameImage, load_frame
 from .task_json import list_body, list_item, task_body
 
 
@@ -47,13 +50,25 @@ def public_origin(request: web.Request) -> str:
     return f"{request.scheme}://{host}"
 
 
+def bucket_url(request: web.Request, bucket: str) -> str:
+    """Where the client reaches ``bucket``: through the intercepting proxy, its real-looking OSS
+    host (``https://dashscope-result-bj.oss-cn-beijing.aliyuncs.com``), which the proxy serves too;
+    otherwise path-style on the address the client used."""
+    if request.get(INTERCEPTED):
+        return real_bucket_url(bucket)
+    return f"{public_origin(request)}/{bucket}"
+
+
 # --- create --------------------------------------------------------------------------------------
 @endpoint("create")
 async def create_task(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     account = authenticate(request)
     if request.headers.get("X-DashScope-Async", "").strip().lower() != "enable":
-        raise DashScopeError.of("sync_not_supported")
+        sent = request.headers.get("X-DashScope-Async")
+        raise DashScopeError.of("sync_not_supported", reason=(
+            "no X-DashScope-Async header: kf2v is asynchronous only (send X-DashScope-Async: "
+            "enable)" if sent is None else f"X-DashScope-Async is {quoted(sent)}, not 'enable'"))
     region = request_region(request)
     spec = parse_create_body(await read_json_body(request), region)
 
@@ -62,10 +77,15 @@ async def create_task(request: web.Request) -> web.Response:
                                 [spec.first_frame_url, spec.last_frame_url])
     first, last = frames[0], frames[1]
     failure = None
-    if not all(f.size_ok for f in frames if f is not None):
+    odd = [(name, f) for name, f in zip(FRAME_FIELDS, frames) if f is not None and not f.size_ok]
+    if odd:
         # Dimensions are checked by the algorithm, not at submit (docs/assumptions.md).
         error = DashScopeError.of("image_too_small_or_large")
         failure = Failure(error.code, error.message, at="start")
+        name, frame = odd[0]
+        note(request, f"{name} is {frame.width}x{frame.height} px, outside [{MIN_SIDE}, "
+                      f"{MAX_SIDE}] a side: the task is accepted and FAILS when it starts "
+                      f"({error.code})")
     plan = request.get(FAULT_PLAN)
     if failure is None and plan is not None:
         failure = plan.task_failure(spec.model, spec.prompt)  # a fault rule or scenario
@@ -73,6 +93,7 @@ async def create_task(request: web.Request) -> web.Response:
     task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
                                    height=height, failure=failure)
     request[TASK_ID] = task.task_id
+    request.app[EMULATOR].input_frames.keep(task.task_id, first, last)
     if failure is None:
         # With a durable store this returns once the frames are on disk: from then on a crash
         # cannot lose the clip, so only then is the task acknowledged.
@@ -83,6 +104,9 @@ async def create_task(request: web.Request) -> web.Response:
                           "request_id": request[REQUEST_ID]}, endpoint="create")
 
 
+FRAME_FIELDS = ("input.first_frame_url", "input.last_frame_url")
+
+
 async def _load_frames(request: web.Request, account: Account, model: str, oss_header: bool,
                        urls: list[str | None]) -> list[FrameImage | None]:
     emulator = request.app[EMULATOR]
@@ -91,22 +115,36 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
         upload = emulator.store.get_upload(key)
         now = emulator.clock.now()
         # Bound to the account, region and model that asked for the policy (api-facts §9).
-        if (upload is None or upload.account_id != account.account_id
-                or upload.region != account.region or upload.model != model
-                or now >= upload.expires_at):
-            raise DashScopeError.of("media_download_failed")
+        why = None
+        if upload is None:
+            why = "no upload has this key (never uploaded, or removed 48 h after its upload)"
+        elif upload.account_id != account.account_id or upload.region != account.region:
+            why = "it was uploaded with another account's grant"
+        elif upload.model != model:
+            why = f"its upload grant was for model {upload.model}, not {model}"
+        elif now >= upload.expires_at:
+            why = f"it expired at {upload.expires_at.isoformat()} (48 h after its upload)"
+        if why is not None:
+            raise DashScopeError.of("media_download_failed",
+                                    reason=f"oss://{quoted(key, 120)[1:-1]}: {why}")
         return await asyncio.get_running_loop().run_in_executor(None, Path(upload.path).read_bytes)
 
-    async def one(url: str | None) -> FrameImage | None:
+    async def one(field: str, url: str | None) -> FrameImage | None:
         if url is None:
             return None
-        return await load_frame(url, session=request.app[HTTP_SESSION],
-                                oss_resolve_header=oss_header, resolve_oss=resolve_oss,
-                                download_timeout=emulator.settings.download_timeout,
-                                url_rules=emulator.settings.image_url_rules(),
-                                local=emulator.settings.local_urls())
+        try:
+            return await load_frame(url, session=request.app[HTTP_SESSION],
+                                    oss_resolve_header=oss_header, resolve_oss=resolve_oss,
+                                    download_timeout=emulator.settings.download_timeout,
+                                    url_rules=emulator.settings.image_url_rules(),
+                                    local=emulator.settings.local_urls())
+        except DashScopeError as error:
+            if error.reason is not None:
+                error.reason = f"{field}: {error.reason}"
+            raise
 
-    results = await asyncio.gather(*(one(u) for u in urls), return_exceptions=True)
+    results = await asyncio.gather(*(one(f, u) for f, u in zip(FRAME_FIELDS, urls)),
+                                   return_exceptions=True)
     for result in results:  # the first frame's error wins, whichever finished first
         if isinstance(result, BaseException):
             raise result
@@ -122,10 +160,22 @@ async def get_task(request: web.Request) -> web.Response:
     task = emulator.service.get(account, task_id)
     now = emulator.clock.now()
     video_url = None
-    if task is not None and task.status_at(now) == SUCCEEDED:
+    if task is None:
+        # The same words whether it never existed or is another account's (isolation).
+        note(request, f"task {quoted(task_id)} is unknown to this account: never created here, "
+                      "another account's, or over 24 h old")
+    elif task.status_at(now) == SUCCEEDED:
         video_url = _video_url(request, task)
     return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url),
                          endpoint="query")
+
+
+def client_answer(request: web.Request, task: Task) -> dict:
+    """The body the task's owner would get from ``GET /api/v1/tasks/{id}`` now, without faults
+    (for the console; the link is signed for the origin ``request`` came in on)."""
+    now = request.app[EMULATOR].clock.now()
+    video_url = _video_url(request, task) if task.status_at(now) == SUCCEEDED else None
+    return task_body(task, task.task_id, now, request[REQUEST_ID], video_url)
 
 
 def _video_url(request: web.Request, task: Task) -> str | None:
@@ -138,7 +188,7 @@ def _video_url(request: web.Request, task: Task) -> str | None:
         # An expire_url fault: the link is already past its Expires when first served.
         expires = int(emulator.clock.now().timestamp()) - 1
     bucket = REGIONS[task.region].result_bucket
-    return emulator.oss.signed_url(public_origin(request), bucket, task.video_key, expires)
+    return emulator.oss.signed_url(bucket_url(request, bucket), bucket, task.video_key, expires)
 
 
 @endpoint("list")
@@ -155,17 +205,26 @@ async def list_tasks(request: web.Request) -> web.Response:
 def _parse_list_query(request: web.Request, now) -> ListQuery:
     params = request.query
     default_start, default_end = default_list_window(now)
-    try:
-        start = parse_list_time(params["start_time"]) if params.get("start_time") else default_start
-        end = parse_list_time(params["end_time"]) if params.get("end_time") else default_end
-    except ValueError:
-        raise DashScopeError.of("out_of_definition", parameter="start_time/end_time") from None
+    times = {}
+    for name, default in (("start_time", default_start), ("end_time", default_end)):
+        try:
+            times[name] = parse_list_time(params[name]) if params.get(name) else default
+        except ValueError:
+            raise DashScopeError.of("out_of_definition", parameter="start_time/end_time",
+                                    reason=f"{name} {quoted(params[name])} is not "
+                                           "YYYYMMDDhhmmss") from None
+    start, end = times["start_time"], times["end_time"]
     if end < start or end - start > timedelta(hours=24):
         # api-facts §6: the range must not exceed 24 hours. ASSUMPTION: refused with this message.
-        raise DashScopeError.of("out_of_definition", parameter="start_time/end_time")
+        raise DashScopeError.of("out_of_definition", parameter="start_time/end_time",
+                                reason="end_time is before start_time" if end < start else
+                                f"the range {start:%Y%m%d%H%M%S}-{end:%Y%m%d%H%M%S} is longer "
+                                "than 24 h")
     status = params.get("status") or None
     if status is not None and status not in STATUSES:
-        raise DashScopeError.of("out_of_definition", parameter="status")
+        raise DashScopeError.of("out_of_definition", parameter="status",
+                                reason=f"status {quoted(status)} is not one of "
+                                       f"{', '.join(STATUSES)}")
     page_no = _positive_int(params.get("page_no"), 1, "page_no")
     page_size = _positive_int(params.get("page_size"), 10, "page_size")
     return ListQuery(start=start, end=end, task_id=params.get("task_id") or None,
@@ -178,12 +237,13 @@ def _parse_list_query(request: web.Request, now) -> ListQuery:
 def _positive_int(text: str | None, default: int, name: str) -> int:
     if text is None or text == "":
         return default
+    reason = f"{name} {quoted(text)} is not a whole number >= 1"
     try:
         value = int(text)
     except ValueError:
-        raise DashScopeError.of("out_of_definition", parameter=name) from None
+        raise DashScopeError.of("out_of_definition", parameter=name, reason=reason) from None
     if value < 1:
-        raise DashScopeError.of("out_of_definition", parameter=name)
+        raise DashScopeError.of("out_of_definition", parameter=name, reason=reason)
     return value
 
 
@@ -208,12 +268,15 @@ async def get_upload_policy(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
     account = authenticate(request)
     if request.query.get("action") != "getPolicy":
-        raise DashScopeError.of("out_of_definition", parameter="action")
+        raise DashScopeError.of("out_of_definition", parameter="action", reason=(
+            f"action is {quoted(request.query.get('action'))}, not 'getPolicy'"))
     model = request.query.get("model")
     if not model:
-        raise DashScopeError.of("field_required", field="model")
+        raise DashScopeError.of("field_required", field="model",
+                                reason="getPolicy needs ?model=<the model the file is for>")
     if not MODEL_NAME.fullmatch(model):
-        raise DashScopeError.of("model_not_exist")
+        raise DashScopeError.of("model_not_exist", reason=(
+            f"model {quoted(model)} is not a model name (letters, digits, '.', '_', ':' and '-')"))
     now = emulator.clock.now()
     upload_dir = upload_dir_for(account, now.strftime("%Y-%m-%d"), request[REQUEST_ID])
     expires = now + UPLOAD_POLICY_TTL
@@ -228,7 +291,7 @@ async def get_upload_policy(request: web.Request) -> web.Response:
         "policy": policy,
         "signature": signature,
         "upload_dir": upload_dir,
-        "upload_host": f"{public_origin(request)}/{bucket}",
+        "upload_host": bucket_url(request, bucket),
         "expire_in_seconds": int(UPLOAD_POLICY_TTL.total_seconds()),
         "max_file_size_mb": -(-max_bytes // (1024 * 1024)),  # whole MB, rounded up
         "capacity_limit_mb": 999999999,

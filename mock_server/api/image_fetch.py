@@ -74,6 +74,14 @@ class UrlRules:
             return None if self.allow_private else "a private address"
         return None
 
+    def hint(self, reason: str) -> str:
+        """The flag that would allow what ``refusal`` refused, for the reason a client sees."""
+        if reason == "a private address":
+            return " (use --allow-private-image-urls)"
+        if reason == "a loopback address":
+            return " (refused because of --deny-loopback-image-urls)"
+        return " (always refused)"
+
     def check_address(self, host: str, address: str) -> None:
         try:
             parsed = ipaddress.ip_address(address)
@@ -81,19 +89,21 @@ class UrlRules:
             raise UrlRefused(f"{host}: {address!r} is not an IP address") from None
         reason = self.refusal(parsed)
         if reason is not None:
-            raise UrlRefused(f"{host} is {reason} ({parsed})")
+            where = (f"{parsed} is" if host.strip("[]") == str(parsed) or host == address
+                     else f"{host} resolves to {parsed},")
+            raise UrlRefused(f"{where} {reason}{self.hint(reason)}")
 
     def check_url(self, url: URL) -> None:
         """Scheme and host checks that need no lookup; an IP literal host is judged here, because
         aiohttp connects to literals without asking the resolver."""
         if url.scheme not in ALLOWED_SCHEMES:
-            raise UrlRefused(f"scheme {url.scheme!r} is not allowed")
+            raise UrlRefused(f"scheme {url.scheme!r} is not allowed (http and https only)")
         host = url.raw_host
         if not host:
-            raise UrlRefused("no host")
+            raise UrlRefused("the URL has no host")
         name = host.rstrip(".").lower()
         if name in METADATA_HOSTS:
-            raise UrlRefused(f"{host} is a cloud metadata host")
+            raise UrlRefused(f"{host} is a cloud metadata host (always refused)")
         # aiohttp's own test for "this is an IP address, do not resolve it" (helpers.is_ip_address).
         if ":" in host or host.replace(".", "").isdigit():
             self.check_address(host, host)
@@ -119,7 +129,7 @@ class GuardedResolver(AbstractResolver):
             self._inner = ThreadedResolver()
         infos = await self._inner.resolve(host, port, family)
         if host.rstrip(".").lower() in METADATA_HOSTS:
-            raise UrlRefused(f"{host} is a cloud metadata host")
+            raise UrlRefused(f"{host} is a cloud metadata host (always refused)")
         for info in infos:
             self.rules.check_address(host, info["host"])
         return infos
@@ -140,10 +150,11 @@ def guarded_session(rules: UrlRules) -> aiohttp.ClientSession:
 class FetchResult:
     status: int
     body: bytes | None  # None unless status is 200
+    url: str = ""  # the last hop's URL (after redirects)
 
 
 class TooLarge(Exception):
-    pass
+    """The answer is over the size cap (the message says how it showed)."""
 
 
 async def fetch(url: str, session: aiohttp.ClientSession, rules: UrlRules, *, max_bytes: int,
@@ -159,13 +170,14 @@ async def fetch(url: str, session: aiohttp.ClientSession, rules: UrlRules, *, ma
                     current = current.join(URL(response.headers["Location"]))
                     continue
                 if response.status != 200:
-                    return FetchResult(response.status, None)
+                    return FetchResult(response.status, None, str(current))
                 if (response.content_length or 0) > max_bytes:
-                    raise TooLarge
+                    raise TooLarge(f"its Content-Length is {response.content_length} bytes, "
+                                   f"over the {max_bytes}-byte cap")
                 buffer = bytearray()
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     buffer += chunk
                     if len(buffer) > max_bytes:
-                        raise TooLarge
-                return FetchResult(200, bytes(buffer))
+                        raise TooLarge(f"the download went over the {max_bytes}-byte cap")
+                return FetchResult(200, bytes(buffer), str(current))
         raise UrlRefused(f"more than {MAX_REDIRECTS} redirects")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..pipeline.keys import CLIENT_ANSWER
 from . import handlers
 
 API = "/api/v1"
 
 
 def setup_routes(app: web.Application) -> None:
+    app[CLIENT_ANSWER] = handlers.client_answer  # the console shows it (admin/ cannot import api/)
     r = app.router
     # Create: the documented kf2v path, and the path the SDK's 2.0 client hard-codes for every
     # video model (ASSUMPTION: the real service serves kf2v models there too).

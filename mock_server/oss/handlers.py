@@ -14,6 +14,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from ..pipeline.endpoints import endpoint
 from ..pipeline.keys import EMULATOR, ERROR_CODE
+from ..pipeline.reasons import note
 from ..tasks.models import UPLOAD_MAX_BYTES, Upload, UploadPolicy
 from ..tasks.regions import REGIONS
 from .object_keys import EC_INVALID_OBJECT_NAME, invalid_key_reason, path_inside
@@ -28,6 +29,8 @@ MAX_FORM_FIELDS_BYTES = 64 * 1024
 def oss_error(request: web.Request, error: OssError, **headers: str) -> web.Response:
     request_id = new_oss_request_id()
     request[ERROR_CODE] = error.code  # for the request journal
+    if error.reason is not None:
+        note(request, error.reason)
     body = error_xml(error, request_id, request.host)
     headers = {"x-oss-request-id": request_id, **({"x-oss-ec": error.ec} if error.ec else {}),
                **headers}
@@ -49,13 +52,15 @@ async def unserved(request: web.Request) -> web.Response:
         # OSS's documented 405 (no EC in that example): ResourceType BUCKET for /bucket[/].
         return oss_error(request, OssError(
             405, "MethodNotAllowed", "The specified method is not allowed against this resource.",
-            "", (("ResourceType", "Object" if key else "BUCKET"), ("Method", request.method))),
+            "", (("ResourceType", "Object" if key else "BUCKET"), ("Method", request.method)),
+            reason=f"{request.method} is not served here (allowed: {', '.join(allowed)})"),
             Allow=", ".join(allowed))
     # ASSUMPTION: a bucket listing, or an object read without a signature, on a private bucket:
     # the anonymous refusal the result links answer without one.
     return oss_error(request, OssError(
         403, "AccessDenied", "You have no right to access this object because of bucket acl.",
-        EC_ANONYMOUS_DENIED))
+        EC_ANONYMOUS_DENIED, reason=f"{request.method} {request.path} is not a signed link or an "
+                                    "upload form: an anonymous request to a private bucket"))
 
 
 @endpoint("download")
@@ -70,7 +75,9 @@ async def download(request: web.Request) -> web.StreamResponse:
                                                              key)
     if path is None:
         return oss_error(request, OssError(404, "NoSuchKey", "The specified key does not exist.",
-                                           EC_NO_SUCH_KEY, (("Key", key),)))
+                                           EC_NO_SUCH_KEY, (("Key", key),), reason=(
+            f"no object {bucket}/{key[:120]} (its clip is not written yet, was deleted 24 h "
+            "after its task ended, or never existed)")))
     return ObjectResponse(path, request.headers.get("Range"),
                           headers={"Content-Type": "video/mp4",
                                    "x-oss-request-id": new_oss_request_id()})
@@ -128,18 +135,19 @@ def _existing_file(emulator, bucket: str, key: str) -> Path | None:
         return None
 
 
-def _too_large() -> OssError:
+def _too_large(reason: str) -> OssError:
     return OssError(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.",
-                    EC_POLICY)
+                    EC_POLICY, reason=reason)
 
 
-def _policy_error(message: str, status: int = 403, code: str = "AccessDenied") -> OssError:
-    return OssError(status, code, message, EC_POLICY)
+def _policy_error(message: str, status: int = 403, code: str = "AccessDenied",
+                  reason: str | None = None) -> OssError:
+    return OssError(status, code, message, EC_POLICY, reason=reason or message)
 
 
-def _malformed() -> OssError:
+def _malformed(reason: str = "the form is not well-formed multipart/form-data") -> OssError:
     return _policy_error("The body of your POST request is not well-formed multipart/form-data.",
-                         400, "InvalidArgument")
+                         400, "InvalidArgument", reason)
 
 
 # What aiohttp's multipart reader raises for a body that is not the form its Content-Type claims
@@ -161,11 +169,12 @@ async def _read_fields(request: web.Request) -> tuple[dict[str, str], BodyPartRe
             if fields_size > MAX_FORM_FIELDS_BYTES:  # never buffer an endless "field"
                 return OssError(400, "MaxPOSTPreDataLengthExceeded",
                                 "Your POST request fields preceding the upload file was too large.",
-                                EC_POLICY)
+                                EC_POLICY, reason=f"the form fields before the file are over "
+                                                  f"{MAX_FORM_FIELDS_BYTES} bytes")
         fields[part.name or ""] = part.decode(bytes(raw)).decode("utf-8", "replace")
         part = await reader.next()
     if part is None or not isinstance(part, BodyPartReader):
-        return _malformed()
+        return _malformed("the form has no file part")
     return fields, part
 
 
@@ -174,47 +183,61 @@ async def upload(request: web.Request) -> web.Response:
     """PostObject as the SDK sends it: signed policy fields first, ``file`` last (api-facts §9)."""
     emulator = request.app[EMULATOR]
     if not request.content_type.startswith("multipart/form-data"):
-        return oss_error(request, _policy_error("Form content type is not multipart/form-data.",
-                                                400, "InvalidArgument"))
+        return oss_error(request, _policy_error(
+            "Form content type is not multipart/form-data.", 400, "InvalidArgument",
+            f"Content-Type is {request.content_type!r}, not multipart/form-data"))
     # The file may be as large as a policy allows; the form, no more than that plus its fields.
     form_cap = UPLOAD_MAX_BYTES + MAX_FORM_FIELDS_BYTES
     if (request.content_length or 0) > form_cap:
-        return oss_error(request, _too_large())
+        return oss_error(request, _too_large(f"the form is {request.content_length} bytes, over "
+                                             f"the largest grant plus fields ({form_cap})"))
     try:
         form = await _read_fields(request)
-    except _MALFORMED:
-        form = _malformed()
+    except _MALFORMED as exc:
+        form = _malformed(f"the form is not well-formed multipart/form-data ({exc})"[:200])
     if isinstance(form, OssError):
         return oss_error(request, form)
     fields, part = form
 
     document = emulator.oss.read_policy(fields.get("policy", ""), fields.get("Signature", ""))
     if document is None or fields.get("OSSAccessKeyId") != emulator.oss.access_key_id:
+        why = ("OSSAccessKeyId is not this emulator's" if document is not None else
+               "the policy's Signature does not match it (changed, or from another run)")
         return oss_error(request, OssError(
             403, "SignatureDoesNotMatch", "The request signature we calculated does not match the "
-            "signature you provided. Check your key and signing method.", EC_POLICY))
+            "signature you provided. Check your key and signing method.", EC_POLICY, reason=why))
     key = fields.get("key", "")
-    if invalid_key_reason(key) is not None:
+    bad_key = invalid_key_reason(key)
+    if bad_key is not None:
         return oss_error(request, OssError(400, "InvalidObjectName",
                                            "The specified object is not valid.",
-                                           EC_INVALID_OBJECT_NAME, (("ObjectName", key),)))
+                                           EC_INVALID_OBJECT_NAME, (("ObjectName", key),),
+                                           reason=f"object key {key[:80]!r}: {bad_key}"))
     upload_dir = _policy_prefix(document)
     policy = emulator.store.get_policy(upload_dir) if upload_dir else None
     if policy is None:
-        return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
+        return oss_error(request, _policy_error(
+            "Invalid according to Policy: Policy expired.", reason="no upload grant for "
+            f"{upload_dir!r} (expired 300 s after getPolicy and removed, or reset)"))
     if emulator.clock.now() >= policy.expires:
-        return oss_error(request, _policy_error("Invalid according to Policy: Policy expired."))
+        return oss_error(request, _policy_error(
+            "Invalid according to Policy: Policy expired.",
+            reason=f"the upload grant expired at {policy.expires.isoformat()} (300 s after "
+                   "getPolicy; virtual clock)"))
     bucket = REGIONS[policy.region].upload_bucket
     if request.path.strip("/") != bucket:
         # A grant is for its region's upload bucket only (it is bound to that region's account).
         return oss_error(request, _policy_error(
-            f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]'))
+            f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]',
+            reason=f"the grant is for {policy.region}'s upload bucket {bucket}, not "
+                   f"{request.path.strip('/')}"))
     for name, wanted in _field_conditions(document):
         # A form field the grant fixes (x-oss-object-acl: private, x-oss-forbid-overwrite: true)
         # sent with another value; the text is the one real OSS answered for a public-read ACL.
         if name in fields and fields[name] != wanted:
             return oss_error(request, _policy_error(
-                f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]'))
+                f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]',
+                reason=f"the grant fixes {name} to {wanted!r}; the form sent {fields[name]!r}"))
     # Keys are stored as files: "", "." and ".." segments would alias or escape another path
     # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
     names = key[len(upload_dir) + 1:].split("/")
@@ -226,18 +249,21 @@ async def upload(request: web.Request) -> web.Response:
             or any(n in ("", ".", "..") for n in names)):
         return oss_error(request, _policy_error(
             f'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", '
-            f'"{upload_dir}"]'))
+            f'"{upload_dir}"]', reason=f"the key {key[:80]!r} is not a plain path inside the "
+                                       f"granted directory {upload_dir!r}"))
     if emulator.store.get_upload(key) is not None and fields.get("x-oss-forbid-overwrite") == "true":
         return oss_error(request, OssError(409, "FileAlreadyExists",
                                            "The object you specified already exists and can not "
-                                           "be overwritten.", "0016-00000708"))
+                                           "be overwritten.", "0016-00000708", reason=(
+            f"{key[:80]!r} was uploaded already and the form says x-oss-forbid-overwrite")))
 
     try:
         size = await _stream_to_file(part, target, policy.max_bytes)
-    except _MALFORMED:
-        return oss_error(request, _malformed())
+    except _MALFORMED as exc:
+        return oss_error(request, _malformed(f"the file part is cut short ({exc})"[:200]))
     if size is None:
-        return oss_error(request, _too_large())
+        return oss_error(request, _too_large(f"the file is over its grant's {policy.max_bytes} "
+                                             "bytes"))
     content_type = fields.get("x-oss-content-type") or "application/octet-stream"
     _record_upload(request, policy, key, size, content_type)
     status = fields.get("success_action_status", "204")

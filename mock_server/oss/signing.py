@@ -51,32 +51,43 @@ class OssSigner:
         # OSS V1: HMAC-SHA1 over "VERB\nMD5\nType\nExpires\n/bucket/key" (GET and HEAD sign alike here).
         return self._sign(f"GET\n\n\n{expires}\n/{bucket}/{key}")
 
-    def signed_url(self, origin: str, bucket: str, key: str, expires: int) -> str:
+    def signed_url(self, bucket_url: str, bucket: str, key: str, expires: int) -> str:
+        """``bucket_url`` is where the client reaches the bucket (path-style or virtual-hosted);
+        the signature covers ``/bucket/key`` either way, as OSS's does."""
         query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
                            "Signature": self.link_signature(bucket, key, expires)})
-        return f"{origin}/{bucket}/{quote(key)}?{query}"
+        return f"{bucket_url}/{quote(key)}?{query}"
 
     def check_link(self, bucket: str, key: str, query: dict[str, str], now: datetime,
                    host: str) -> OssError | None:
         """None when the link may be served; the OSS error to answer otherwise."""
         expires, signature = query.get("Expires"), query.get("Signature")
         if not expires or not signature or not query.get("OSSAccessKeyId"):
+            missing = [n for n in ("Expires", "OSSAccessKeyId", "Signature") if not query.get(n)]
             return OssError(403, "AccessDenied",
                             "You have no right to access this object because of bucket acl.",
-                            EC_ANONYMOUS_DENIED)
+                            EC_ANONYMOUS_DENIED).because(
+                f"the link has no {', '.join(missing)}: an anonymous read of a private bucket")
         try:
             expires_at = int(expires)
         except ValueError:
-            return signature_mismatch(signature)
+            return signature_mismatch(signature).because(
+                f"Expires {expires[:40]!r} is not a number, so the signature cannot match")
         if now.timestamp() > expires_at:
+            expired_at = datetime.fromtimestamp(expires_at, timezone.utc)
             return OssError(403, "AccessDenied", "Request has expired.", EC_EXPIRED, (
                 ("HostId", host),
-                ("Expires", iso_time(datetime.fromtimestamp(expires_at, timezone.utc))),
+                ("Expires", iso_time(expired_at)),
                 ("ServerTime", iso_time(now)),
-            ))
-        if (query.get("OSSAccessKeyId") != self.access_key_id
-                or not _same(signature, self.link_signature(bucket, key, expires_at))):
-            return signature_mismatch(signature)
+            )).because(f"the link expired at {expired_at.isoformat()}; the virtual clock says "
+                       f"{now.isoformat()}")
+        if query.get("OSSAccessKeyId") != self.access_key_id:
+            return signature_mismatch(signature).because(
+                "OSSAccessKeyId is not this emulator's (a link from another run or data dir?)")
+        if not _same(signature, self.link_signature(bucket, key, expires_at)):
+            return signature_mismatch(signature).because(
+                "the signature does not match this bucket, key and Expires (the link was changed, "
+                "or signed by another run)")
         return None
 
     # --- upload policies -------------------------------------------------------------------------

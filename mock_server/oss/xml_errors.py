@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape
 
@@ -25,6 +25,11 @@ class OssError:
     message: str
     ec: str
     extra: tuple[tuple[str, str], ...] = ()
+    # Why, in the emulator's words (never in the XML): the log, the journal, X-Kf2v-Mock-Reason.
+    reason: str | None = field(default=None, compare=False)
+
+    def because(self, reason: str) -> "OssError":
+        return replace(self, reason=reason)
 
 
 def signature_mismatch(signature: str) -> OssError:

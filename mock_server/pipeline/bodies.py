@@ -24,9 +24,11 @@ async def read_json_body(request: web.Request) -> Any:
             body = (json.loads(raw) if len(raw) < OFF_LOOP_BYTES
                     else await asyncio.get_running_loop().run_in_executor(None, json.loads, raw))
             request[JSON_BODY] = (True, body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            request[JSON_BODY] = (False, None)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+            request[JSON_BODY] = (False, f"the body is not JSON ({why})" if raw else
+                                  "the body is empty")
     ok, body = request[JSON_BODY]
     if not ok:
-        raise DashScopeError.of("invalid_body")
+        raise DashScopeError.of("invalid_body", reason=body)
     return body

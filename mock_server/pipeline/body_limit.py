@@ -21,7 +21,8 @@ async def body_limit(request: web.Request, handler) -> web.StreamResponse:
     if request.body_exists and request.path not in _UPLOAD_PATHS:
         cap = request.app[EMULATOR].settings.max_body_bytes
         if request.content_length is not None and request.content_length > cap:
-            raise DashScopeError.of("payload_too_large")
+            raise DashScopeError.of("payload_too_large", reason=(
+                f"Content-Length {request.content_length} is over the {cap}-byte body cap"))
         if request.content_length is None:
             # Chunked: read it now (aiohttp's client_max_size, = the cap, stops at the cap and
             # raises 413); the handler then gets the same bytes from request.read().

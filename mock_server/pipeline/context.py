@@ -15,7 +15,9 @@ from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
 from .answers import compress_if_accepted, error_response, http_date
 from .endpoints import endpoint_of
-from .keys import APPLIED, EMULATOR, ERROR_CODE, REGION, REQUEST_ID, TASK_ID, TRUNCATE
+from .exchange import exchange_entry
+from .keys import EMULATOR, ERROR_CODE, NOTES, REGION, REQUEST_ID, TRUNCATE
+from .reasons import REASON_HEADER, compose, header_value
 
 log = logging.getLogger("kf2v_mock.requests")
 
@@ -33,19 +35,25 @@ def _region_of(request: web.Request) -> str:
     return request.app[EMULATOR].region_for_port(port)
 
 
-def _as_dashscope_error(exc: Exception, request_id: str) -> DashScopeError:
+def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -> DashScopeError:
     if isinstance(exc, DashScopeError):
         return exc
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return DashScopeError.of("payload_too_large")
+        cap = request.app[EMULATOR].settings.max_body_bytes
+        return DashScopeError.of("payload_too_large",
+                                 reason=f"the streamed body went over the {cap}-byte cap")
     if isinstance(exc, web.HTTPNotFound):
-        return DashScopeError.of("url_not_found")
+        return DashScopeError.of("url_not_found",
+                                 reason=f"no route for {request.method} {request.path}")
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        return DashScopeError.of("method_not_allowed")
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return DashScopeError.of("method_not_allowed", reason=f"{request.method} is not served "
+                                 f"on {request.path} (allowed: {allowed})")
     if isinstance(exc, web.HTTPException):
-        return DashScopeError(exc.status, "InvalidParameter", exc.reason)
+        return DashScopeError(exc.status, "InvalidParameter", exc.reason, reason=exc.reason)
     log.error("unhandled error, request_id=%s", request_id, exc_info=exc)
-    return DashScopeError.of("internal_error")  # never a traceback on the wire
+    return DashScopeError.of(  # never a traceback on the wire
+        "internal_error", reason=f"unhandled {type(exc).__name__} in the emulator (see its log)")
 
 
 @web.middleware
@@ -56,7 +64,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     request[REQUEST_ID] = request_id
     request[REGION] = _region_of(request)
     when = emulator.clock.now()
-    code = None
+    emulator.lifecycle.tick(when)  # transitions due by now are logged before this request's line
+    code = refusal = None
     disconnected = False
     try:
         response = await handler(request)
@@ -64,35 +73,41 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         disconnected = True
         response = web.Response(status=499)  # never sent: the transport is gone
     except Exception as exc:
-        error = _as_dashscope_error(exc, request_id)
+        error = _as_dashscope_error(exc, request, request_id)
         response = error_response(error, request_id, endpoint_of(request))
-        code = error.code
+        code, refusal = error.code, error.reason
     response.headers[EMULATOR_HEADER] = f"kf2v-mock/{__version__}"
     response.headers["Date"] = http_date(emulator.clock.now())
     response.headers.setdefault("X-Request-Id", request_id)
-    if disconnected:
-        if request.transport is not None:
-            request.transport.abort()
-    elif TRUNCATE in request:
+    reason = compose(refusal, request.get(NOTES))
+    if reason is not None:
+        response.headers[REASON_HEADER] = header_value(reason)
+    if disconnected and request.transport is not None:
+        request.transport.abort()
+    answered = response  # what the handler answered (a truncate sends only part of it)
+    if not disconnected and TRUNCATE in request:
         response = await _truncated(request, response, request[TRUNCATE])
     else:
         compress_if_accepted(request, response)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    if not request.path.startswith("/_mock/"):
-        account = emulator.keys.lookup(request.headers.get("Authorization"), request[REGION])
-        emulator.journal.record({
-            "method": request.method, "path": request.path, "region": request[REGION],
-            "api_key_id": account.api_key_id if account is not None else None,
-            "status": None if disconnected else response.status,
-            "code": code or request.get(ERROR_CODE), "latency_ms": latency_ms,
-            "request_id": request_id, "task_id": request.get(TASK_ID),
-            "endpoint": endpoint_of(request), "time": when.isoformat(),
-            "faults": list(request.get(APPLIED, [])),
-        })
+    code = code or request.get(ERROR_CODE)
+    # The admin API is not journaled (the console polls it), except the calls it refused.
+    if not request.path.startswith("/_mock/") or code == "AccessDenied":
+        emulator.journal.record(*exchange_entry(
+            request, answered, status=None if disconnected else response.status, code=code,
+            latency_ms=latency_ms, when=when, reason=reason))
     if emulator.settings.log_requests:
-        log.info("%s %s %s %s region=%s request_id=%s %.1fms", request.remote, request.method,
-                 request.path_qs, "disconnect" if disconnected else response.status,
-                 request[REGION], request_id, latency_ms)
+        outcome = "disconnect" if disconnected else response.status
+        if reason is None:
+            log.info("%s %s %s %s region=%s request_id=%s %.1fms", request.remote, request.method,
+                     request.path_qs, outcome, request[REGION], request_id, latency_ms,
+                     extra={"request_id": request_id, "status": outcome, "code": code})
+        else:
+            log.info("%s %s %s %s region=%s request_id=%s %.1fms %s reason=%s", request.remote,
+                     request.method, request.path_qs, outcome, request[REGION], request_id,
+                     latency_ms, code or "-", reason,
+                     extra={"request_id": request_id, "status": outcome, "code": code,
+                            "reason": reason})
     return response
 
 

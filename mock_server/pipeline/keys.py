@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from ..emulator import Emulator
 
 EMULATOR: web.AppKey["Emulator"] = web.AppKey("emulator")
+# What a task's owner would get from a query right now (set by api/, shown by admin/'s console).
+CLIENT_ANSWER: web.AppKey[Any] = web.AppKey("client_answer", object)
 # The client session image URLs are downloaded with (api/image_fetch.py's address rules).
 HTTP_SESSION: web.AppKey["aiohttp.ClientSession"] = web.AppKey("http_session")
 
@@ -26,3 +28,10 @@ JSON_BODY: web.RequestKey[Any] = web.RequestKey("json_body", object)
 TRUNCATE: web.RequestKey[Any] = web.RequestKey("truncate", object)
 ERROR_CODE: web.RequestKey[str] = web.RequestKey("error_code", str)
 APPLIED: web.RequestKey[list] = web.RequestKey("applied_faults", list)
+# Set by the intercepting proxy (proxy/): the request reached the emulator under a real hostname,
+# so the links in its answer name the real-looking OSS hosts over https (api/handlers.bucket_url).
+INTERCEPTED: web.RequestKey[bool] = web.RequestKey("intercepted", bool)
+# Observability (pipeline/reasons.py, the journal): notes of what acted on a request, its quota
+# window's state after it was counted.
+NOTES: web.RequestKey[list] = web.RequestKey("notes", list)
+QUOTA: web.RequestKey[Any] = web.RequestKey("quota", object)

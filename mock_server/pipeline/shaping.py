@@ -13,7 +13,7 @@ from ..traffic.faults import FaultPlan, RequestContext, error_of
 from .bodies import read_json_body
 from .context import Disconnect
 from .endpoints import endpoint_of
-from .keys import APPLIED, EMULATOR, FAULT_PLAN, REGION, TASK_ID, TRUNCATE
+from .keys import APPLIED, EMULATOR, FAULT_PLAN, NOTES, QUOTA, REGION, TASK_ID, TRUNCATE
 
 
 @web.middleware
@@ -30,8 +30,11 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
     if settings.scenarios:
         chosen = scenarios.select(request.headers.get(scenarios.HEADER), ctx.prompt, endpoint)
     applied = request[APPLIED] = [f"scenario:{name}" for name in chosen.names]
+    notes = request.setdefault(NOTES, [])
+    notes += chosen.notes
     rules = emulator.faults.select(ctx, terminal_taken=chosen.terminal is not None)
     applied += rules.rule_ids
+    notes += rules.notes
     terminal = chosen.terminal or rules.terminal
     # The gateway counts a request against its rate before anything behind it can fail; an
     # injected error or disconnect stands in for the whole service and is never counted, so a
@@ -40,7 +43,7 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
     throttled = None
     if settings.quotas and account is not None and (terminal is None or terminal[0] == "truncate"):
         try:
-            emulator.quotas.admit(account, endpoint, ctx.model)
+            request[QUOTA] = emulator.quotas.admit(account, endpoint, ctx.model)
         except DashScopeError as error:
             throttled = error
     wait_ms = chosen.delay_ms + rules.delay_ms
@@ -56,13 +59,15 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
             raise Disconnect()
         request[TRUNCATE] = action["bytes"]
     request[FAULT_PLAN] = FaultPlan(emulator.faults, ctx, scenario_failure=chosen.task_failure,
-                                    applied=applied)
+                                    applied=applied, notes=notes)
     response = await handler(request)
     if chosen.task_rules and endpoint == "create" and response.status == 200:
         for name, rule in chosen.task_rules:
             installed = emulator.faults.add(rule, source=f"scenario:{name}",
                                             match={"task_id": request[TASK_ID]})
             applied.append(installed["id"])
+            notes.append(f"scenario {name} installed fault rule {installed['id']} for task "
+                         f"{request[TASK_ID]}")
     return response
 
 

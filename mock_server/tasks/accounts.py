@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .errors import DashScopeError
+from .errors import DashScopeError, quoted
 from .models import Account
 from .regions import REGIONS
 
@@ -67,12 +67,32 @@ class KeyRing:
         """The account behind ``Authorization: Bearer <key>`` for a request to ``region``."""
         key = _bearer(authorization)
         if not key:
-            raise DashScopeError.of("no_api_key")
+            raise DashScopeError.of("no_api_key", reason=_missing_key_reason(authorization))
         account = self._accounts.get(key)
         # A key from the other region is as unknown here as a made-up one (api-facts §0).
-        if account is None or account.region != region:
-            raise DashScopeError.of("invalid_api_key")
+        if account is None:
+            raise DashScopeError.of("invalid_api_key", reason=(
+                f"key {masked(key)} is not configured in any region (keys come from --api-key; "
+                f"a region without one has its default key)"))
+        if account.region != region:
+            raise DashScopeError.of("invalid_api_key", reason=(
+                f"key {masked(key)} belongs to {account.region}, and this request went to "
+                f"{region}'s endpoint"))
         return account
+
+
+def masked(key: str) -> str:
+    """A key as reasons show it: enough to recognise it, not to use it."""
+    return quoted(key if len(key) <= 12 else f"{key[:8]}…{key[-4:]}")
+
+
+def _missing_key_reason(authorization: str | None) -> str:
+    if authorization is None:
+        return "no Authorization header (send Authorization: Bearer <key>)"
+    if not authorization.strip():
+        return "the Authorization header is empty"
+    return (f"the Authorization header is not 'Bearer <key>' "
+            f"(it starts with {quoted(authorization.strip()[:10])})")
 
 
 def bearer_key(authorization: str | None) -> str:

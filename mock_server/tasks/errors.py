@@ -221,30 +221,53 @@ def markdown_table() -> str:
 
 
 class DashScopeError(Exception):
-    """An answer the real service would give as ``{"request_id", "code", "message"}``."""
+    """An answer the real service would give as ``{"request_id", "code", "message"}``.
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    ``reason`` is the emulator's own explanation of why (which field, which URL, which rule): it
+    never changes the body, and goes to the log line, the journal and ``X-Kf2v-Mock-Reason``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 reason: str | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.reason = reason
 
     @classmethod
-    def of(cls, name: str, **fields: str) -> "DashScopeError":
-        """The catalogue entry ``name``, with ``{placeholders}`` in its message filled from ``fields``."""
+    def of(cls, name: str, *, reason: str | None = None, **fields: str) -> "DashScopeError":
+        """The catalogue entry ``name``, with ``{placeholders}`` in its message filled from ``fields``
+        and the check's ``reason``."""
         spec = CATALOGUE[name]
         message = spec.message.format(**fields) if fields else spec.message
-        return cls(spec.status, spec.code, message)
+        return cls(spec.status, spec.code, message, reason=reason)
 
     @classmethod
     def mock(cls, message: str) -> "DashScopeError":
         """A bad request to the emulator's own controls (``/_mock/``, scenarios): not a service
         answer, but shaped like one so every client can read it."""
-        return cls(400, "InvalidParameter", message)
+        return cls(400, "InvalidParameter", message, reason=message)
+
+    def because(self, reason: str) -> "DashScopeError":
+        """This error with ``reason`` (kept if one was already given further in)."""
+        if self.reason is None:
+            self.reason = reason
+        return self
 
     def body(self, request_id: str) -> dict[str, str]:
         return {"request_id": request_id, "code": self.code, "message": self.message}
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """A client-supplied value (a URL, a key, a prompt) as a reason shows it: quoted, and cut to
+    ``limit`` characters (a data URL is megabytes)."""
+    if not isinstance(value, str):
+        text = repr(value)
+        return text if len(text) <= limit else text[:limit - 1] + "…"
+    if len(value) > limit:
+        value = value[:limit - 1] + "…"
+    return repr(value)
 
 
 if __name__ == "__main__":

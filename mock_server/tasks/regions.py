@@ -1,6 +1,10 @@
 """Regions, their real hostnames and the kf2v model catalogue each one serves.
 
-Sources: ``shared/spec/api-facts.md`` §0 (endpoints), §1 (models, resolutions, defaults), §3 (effect
+This is the one place where real names map to the emulator: the DashScope API hostnames select a
+region, and the OSS bucket hostnames (``<bucket>.<oss endpoint>``, what links given out through the
+intercepting proxy carry) name a bucket of the stand-in's path-style routes.
+
+Sources: ``shared/spec/api-facts.md`` §0 (endpoints), §8 and §9 (OSS hosts), §1 (models, resolutions, defaults), §3 (effect
 templates), §4.3 (usage fields), §7 (quotas). Everything uncertain there is marked ASSUMPTION here
 and listed in ``docs/assumptions.md``.
 """
@@ -45,10 +49,22 @@ class Region:
     upload_bucket: str = ""
     # Real hostnames a client may put in ``Host`` to select this region on any listener.
     host_suffixes: tuple[str, ...] = ()
+    # The region's OSS endpoint: through the intercepting proxy a bucket is reached virtual-hosted,
+    # as ``https://<bucket>.<oss_endpoint>`` (api-facts §8, §9), like the real result and upload hosts.
+    oss_endpoint: str = ""
 
     def matches_host(self, host: str) -> bool:
-        host = host.split(":", 1)[0].lower()
+        host = bare_host(host)
         return host == self.real_host or any(host.endswith(s) for s in self.host_suffixes)
+
+    def bucket_host(self, bucket: str) -> str:
+        """The real-looking OSS hostname of one of this region's buckets."""
+        return f"{bucket}.{self.oss_endpoint}"
+
+    @property
+    def bucket_hosts(self) -> dict[str, str]:
+        """``{hostname: bucket}`` for this region's result and upload buckets."""
+        return {self.bucket_host(b): b for b in (self.result_bucket, self.upload_bucket)}
 
 
 _FLASH = ModelSpec("wan2.2-kf2v-flash", ("480P", "720P", "1080P"), "720P", (), "SR")
@@ -66,6 +82,7 @@ REGIONS: dict[str, Region] = {
         result_bucket="dashscope-result-bj",
         upload_bucket="dashscope-file-bj",
         host_suffixes=(".cn-beijing.maas.aliyuncs.com",),
+        oss_endpoint="oss-cn-beijing.aliyuncs.com",
     ),
     SINGAPORE: Region(
         name=SINGAPORE,
@@ -75,15 +92,44 @@ REGIONS: dict[str, Region] = {
         result_bucket="dashscope-result-sg",
         upload_bucket="dashscope-file-sg",
         host_suffixes=(".ap-southeast-1.maas.aliyuncs.com",),
+        # ASSUMPTION: Singapore's result and upload bucket hostnames are not in our sources.
+        oss_endpoint="oss-ap-southeast-1.aliyuncs.com",
     ),
 }
 
 
 def region_for_host(host: str | None) -> Region | None:
-    """The region a real DashScope hostname names, or None for any other host (e.g. 127.0.0.1)."""
+    """The region a real DashScope hostname (or one of its OSS bucket hostnames) names, or None for
+    any other host (e.g. 127.0.0.1)."""
     if not host:
         return None
     for region in REGIONS.values():
-        if region.matches_host(host):
+        if region.matches_host(host) or bare_host(host) in region.bucket_hosts:
             return region
     return None
+
+
+def bucket_for_host(host: str | None) -> str | None:
+    """The bucket a real-looking OSS hostname names (``dashscope-result-bj.oss-cn-beijing...`` ->
+    ``dashscope-result-bj``), or None for any other host."""
+    bare = bare_host(host or "")
+    for region in REGIONS.values():
+        if bare in region.bucket_hosts:
+            return region.bucket_hosts[bare]
+    return None
+
+
+def bucket_url(bucket: str) -> str:
+    """``https://<bucket host>``: where the real service's links for ``bucket`` would point."""
+    for region in REGIONS.values():
+        if bucket in (region.result_bucket, region.upload_bucket):
+            return f"https://{region.bucket_host(bucket)}"
+    raise KeyError(bucket)
+
+
+def bare_host(host: str) -> str:
+    """``Host``-header value -> lower-case name without port or trailing dot."""
+    name = host.lower()
+    if not name.startswith("["):  # an IPv6 literal keeps its colons (and never names a region)
+        name = name.split(":", 1)[0]
+    return name.rstrip(".")

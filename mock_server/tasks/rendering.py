@@ -20,11 +20,13 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from ..media.render import RenderRequest, render_clip
+from .lifecycle import log_event
 from .models import Task
 from .service import TaskService
 
@@ -89,7 +91,7 @@ class Synthesizer:
                 watermark=task.spec.watermark, preset=self.preset)
         out = self.path_for(bucket, task.video_key or f"{task.task_id}.mp4")
         self._track(asyncio.get_running_loop().create_task(
-            self._run(task.task_id, request, out, self._generation)))
+            self._run(task, request, out, self._generation)))
 
     def forget_inputs(self, task_id: str) -> None:
         """Delete a task's kept frames (off the loop); nothing to do without an inputs dir."""
@@ -100,11 +102,12 @@ class Synthesizer:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _run(self, task_id: str, request: Callable[[], RenderRequest], out: Path,
+    async def _run(self, task: Task, request: Callable[[], RenderRequest], out: Path,
                    generation: int) -> None:
         loop = asyncio.get_running_loop()
+        task_id = task.task_id
         try:
-            await loop.run_in_executor(self._pool, _render_to, request, out)
+            seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task)
         except Exception:  # a render failure fails the task, never the server
             log.exception("render failed for task %s", task_id)
             if generation == self._generation:
@@ -112,6 +115,8 @@ class Synthesizer:
                 self.forget_inputs(task_id)
             return
         if generation == self._generation:
+            log_event("render_finish", task, f"render finished in {seconds:.2f} s "
+                      f"({task.width}x{task.height})", seconds=round(seconds, 3))
             # Recorded before the frames go: a crash in between only renders the clip again.
             self.service.mark_video_ready(task_id)
             self.forget_inputs(task_id)
@@ -145,9 +150,13 @@ class Synthesizer:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
 
-def _render_to(request: Callable[[], RenderRequest], out: Path) -> None:
+def _render_to(request: Callable[[], RenderRequest], out: Path, task: Task) -> float:
+    """Render in a worker thread; returns the seconds it took."""
+    started = time.perf_counter()
+    log_event("render_start", task, "render started")
     out.parent.mkdir(parents=True, exist_ok=True)
     render_clip(request(), out)
+    return time.perf_counter() - started
 
 
 def _write_inputs(folder: Path, first: bytes, last: bytes | None) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from .clock import VirtualClock
-from .errors import DashScopeError
+from .errors import DashScopeError, quoted
 from .models import PENDING, SEED_MAX, TASK_TTL, Account, Failure, Task, TaskSpec
 from .prompt_extension import extend_prompt
 from .regions import REGIONS
@@ -46,6 +46,8 @@ class TaskService:
         # None: each model's documented cap (regions.ModelSpec.max_running).
         self.max_running = max_running
         self.on_expired: Callable[[Task], None] | None = None
+        # Told of every change that is not the clock's doing (the lifecycle log listens).
+        self.on_changed: Callable[[Task], None] = lambda task: None
 
     # --- create ----------------------------------------------------------------------------------
     def create(self, account: Account, spec: TaskSpec, request_id: str, *, width: int = 0,
@@ -75,6 +77,7 @@ class TaskService:
         )
         self.store.add_task(task)
         self._reschedule(task)
+        self.on_changed(task)
         return task
 
     # --- read ------------------------------------------------------------------------------------
@@ -113,11 +116,19 @@ class TaskService:
     # --- cancel ----------------------------------------------------------------------------------
     def cancel(self, account: Account, task_id: str) -> Task:
         task = self.get(account, task_id)
-        if task is None or task.status_at(self.clock.now()) != PENDING:
-            raise DashScopeError.of("unsupported_cancel")
+        if task is None:
+            # The same words whether it never existed or is another account's (isolation).
+            raise DashScopeError.of("unsupported_cancel", reason=(
+                f"task {quoted(task_id)} is unknown to this account: never created here, "
+                "another account's, or over 24 h old"))
+        status = task.status_at(self.clock.now())
+        if status != PENDING:
+            raise DashScopeError.of("unsupported_cancel", reason=(
+                f"task {task_id} is {status}; only a PENDING task can be canceled"))
         task.canceled_time = self.clock.now()
         self.store.save_task(task)
         self._reschedule(task)
+        self.on_changed(task)
         return task
 
     # --- media callbacks -------------------------------------------------------------------------
@@ -126,6 +137,7 @@ class TaskService:
         if task is not None:
             task.video_ready = True
             self.store.save_task(task)
+            self.on_changed(task)
 
     def mark_render_failed(self, task_id: str) -> None:
         task = self.store.get_task(task_id)
@@ -133,6 +145,7 @@ class TaskService:
             spec = DashScopeError.of("internal_algo")
             task.failure = Failure(spec.code, spec.message, at="end")
             self.store.save_task(task)
+            self.on_changed(task)
 
     # --- expiry ----------------------------------------------------------------------------------
     def sweep_expired(self, now: datetime | None = None) -> list[Task]:
@@ -174,6 +187,8 @@ class TaskService:
             if start != task.scheduled_time:
                 task.scheduled_time = start
                 self.store.save_task(task)
+                if task.task_id != changed.task_id:
+                    self.on_changed(task)
 
 
 def _result_key(rng: random.Random, now: datetime, task_id: str) -> str:

@@ -5,6 +5,7 @@ tests use it; anyone can::
     with EmbeddedServer(Settings(beijing_port=0, singapore_port=0)) as server:
         server.urls["cn-beijing"]   # http://127.0.0.1:<port>/api/v1
         server.advance(30)          # move the virtual clock, waiting until it has moved
+        server.start_proxy()        # the intercepting proxy: (its URL, the CA file)
 
 Every control method runs on the server's loop and returns once it has taken effect there, so a
 request sent right after ``freeze()`` already sees the frozen clock.
@@ -18,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from ..app import base_urls, create_app, start_server
+from ..app import base_urls, create_app, proxy_info, start_proxy, start_server
 from ..config import Settings
 from ..emulator import Emulator
 from ..pipeline.keys import EMULATOR
@@ -34,6 +35,8 @@ class EmbeddedServer:
         self.settings = settings
         self._wrap_app = wrap_app
         self.urls: dict[str, str] = {}
+        self.proxy_url: str | None = None  # set once the proxy runs (start_proxy())
+        self.ca_file: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner = None
@@ -73,7 +76,19 @@ class EmbeddedServer:
             loop.close()
             raise RuntimeError(f"kf2v-mock did not start: {failure[0]!r}") from failure[0]
         self.urls = base_urls(self.emulator)
+        if self.settings.proxy_port is not None:
+            self.start_proxy()
         return self
+
+    def start_proxy(self) -> tuple[str, str]:
+        """Start the intercepting proxy (once; on ``settings.proxy_port``, else a free port) and
+        return its URL (``http://127.0.0.1:<port>``, for ``HTTPS_PROXY``) and the CA file clients
+        must trust."""
+        async def start():
+            return proxy_info(await start_proxy(self._runner, self.settings))
+        info = self.run(start)
+        self.proxy_url, self.ca_file = info["url"], info["ca_file"]
+        return self.proxy_url, self.ca_file
 
     def stop(self) -> None:
         if self._loop is None or self._thread is None:

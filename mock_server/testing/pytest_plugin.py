@@ -8,7 +8,9 @@ Fixtures: ``kf2v_server`` (one emulator per session and per xdist worker, free p
 dir; override ``kf2v_settings`` to change its Settings), ``kf2v`` (state reset before each test;
 clock, faults, journal, wait_for), ``dashscope_env`` (environment and SDK module pointed at the
 emulator, restored afterwards), ``kf2v_region`` (which region ``dashscope_env`` points at; parametrize
-it to run a test in both), ``kf2v_frames`` (sample frames). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
+it to run a test in both), ``kf2v_frames`` (sample frames), ``kf2v_intercept`` (instead of
+``dashscope_env``: code keeps its production URLs and reaches the emulator through the intercepting
+proxy). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
 keys ``kf2v_timing``, ``kf2v_seed``, ``kf2v_clock``, ``kf2v_quotas``).
 
 This module is imported by every pytest run in an environment where kf2v-mock is installed, so it
@@ -23,6 +25,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -150,10 +153,21 @@ class Kf2v:
                 return task
         raise LookupError(f"the emulator has no task {task_id}")
 
-    def requests(self) -> list[dict]:
-        """The request journal (``GET /_mock/requests``): method, path, region, api_key_id,
-        status, code, latency_ms, request_id, task_id, endpoint, time."""
-        return self.admin("GET", "/_mock/requests")["requests"]
+    def requests(self, **filters: Any) -> list[dict]:
+        """The request journal (``GET /_mock/requests``), oldest first: each entry has method,
+        path, region, api_key_id, status, code, latency_ms, request_id, task_id, endpoint, time,
+        faults, reason, quota and the exchanged headers and bodies. ``filters`` are the list's:
+        ``endpoint="create"``, ``status=429`` (or ``"4xx"``), ``code``, ``method``, ``region``,
+        ``api_key_id``, ``task_id``, ``request_id``, ``path``, ``path_prefix``, ``since``/``until``
+        (virtual time: a datetime or ISO text), ``fault`` (a rule id), ``reason`` (text it
+        contains, ``"*"``: any), ``min_latency_ms``, and ``order``/``limit``/``brief``."""
+        query = {name: _query_value(value) for name, value in filters.items() if value is not None}
+        path = "/_mock/requests" + ("?" + urllib.parse.urlencode(query) if query else "")
+        return self.admin("GET", path)["requests"]
+
+    def request(self, request_id: str) -> dict:
+        """One journal entry, by the ``request_id`` the client got (``GET /_mock/requests/{id}``)."""
+        return self.admin("GET", f"/_mock/requests/{urllib.parse.quote(request_id)}")
 
     # faults
     def fault(self, **rule: Any) -> dict:
@@ -230,6 +244,14 @@ class Kf2v:
         except ClockError:  # a running clock got there first
             pass
         return "advanced", current
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "1" if value else ""
+    return str(value)
 
 
 # --- fixtures --------------------------------------------------------------------------------------
@@ -312,3 +334,50 @@ def kf2v_frames(tmp_path) -> "FrameFactory":
     ``kf2v_frames.files(...)`` (written under the test's tmp_path), ``kf2v_frames.bad(name)``."""
     from .samples.frames import FrameFactory
     return FrameFactory(tmp_path)
+
+
+# --- the intercepting proxy (README, "Clients you cannot change") ----------------------------------
+PRODUCTION_URLS = {BEIJING: "https://dashscope.aliyuncs.com/api/v1",
+                   SINGAPORE: "https://dashscope-intl.aliyuncs.com/api/v1"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Intercept:
+    region: str
+    base_url: str  # the production URL the SDK is left with
+    api_key: str
+    proxy_url: str  # what HTTPS_PROXY / HTTP_PROXY are set to
+    ca_file: str  # the local CA (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, ...)
+
+
+@pytest.fixture
+def kf2v_intercept(kf2v: Kf2v, kf2v_region: str, monkeypatch: pytest.MonkeyPatch) -> Intercept:
+    """Code that calls the production hostnames (``https://dashscope.aliyuncs.com``,
+    ``dashscope-intl``, the OSS links in the answers) reaches the emulator unchanged, as under
+    ``kf2v-mock run --intercept``: HTTPS_PROXY/HTTP_PROXY point at the intercepting proxy (NO_PROXY
+    keeps loopback direct), the CA variables at its CA, DASHSCOPE_API_KEY (and ``dashscope.api_key``)
+    at ``kf2v_region``'s key; the SDK's base URL variables are removed and
+    ``dashscope.base_http_api_url`` is that region's production URL. Restored after the test."""
+    from pathlib import Path
+
+    from ..proxy.authority import CertificateAuthority
+    from ..proxy.clients import intercept_environment
+
+    proxy_url, ca_file = kf2v.server.start_proxy()
+    authority = CertificateAuthority.open(Path(ca_file).parent)
+    intercept = Intercept(kf2v_region, PRODUCTION_URLS[kf2v_region], kf2v.api_key(kf2v_region),
+                          proxy_url, ca_file)
+    if "dashscope" not in sys.modules and importlib.util.find_spec("dashscope") is not None:
+        import dashscope  # noqa: F401  (1.x reads its environment at import: import it first)
+    env = intercept_environment(dict(os.environ), proxy_url, authority)
+    env["DASHSCOPE_API_KEY"] = intercept.api_key
+    for name, value in env.items():
+        if os.environ.get(name) != value:
+            monkeypatch.setenv(name, value)
+    for name in ("DASHSCOPE_HTTP_BASE_URL", "DASHSCOPE_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    sdk = sys.modules.get("dashscope")
+    if sdk is not None:
+        monkeypatch.setattr(sdk, "base_http_api_url", intercept.base_url)
+        monkeypatch.setattr(sdk, "api_key", intercept.api_key)
+    return intercept

@@ -5,6 +5,7 @@ can be killed with ``kill -9``, restarted on the same data dir, or measured on i
         server.urls["cn-beijing"]         # http://127.0.0.1:<port>/api/v1
         server.root_url("cn-beijing")     # http://127.0.0.1:<port> (/_mock/ lives there)
         server.kill()                     # SIGKILL, like a crash
+    ServeProcess("--proxy-port", "0").start().proxy_url   # the intercepting proxy; .ca_file
     ServeProcess(data_dir=path).start()   # with a data dir: picks up where a killed one stopped
 
 Both regions listen on free loopback ports unless the flags say otherwise; ``start()`` returns once
@@ -59,6 +60,9 @@ class ServeProcess:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
         self.urls: dict[str, str] = {}
+        # With --proxy-port: the intercepting proxy's URL and the CA file clients must trust.
+        self.proxy_url: str | None = None
+        self.ca_file: str | None = None
 
     # --- lifetime --------------------------------------------------------------------------------
     def start(self) -> "ServeProcess":
@@ -68,9 +72,11 @@ class ServeProcess:
                                             env=self.env, cwd=self.cwd)
         deadline = time.monotonic() + self.start_timeout
         while True:
-            urls = self._read_ready_file()
-            if urls:
-                self.urls = urls
+            ready = self._read_ready_file()
+            if ready:
+                proxy = ready.pop("proxy", None) or {}
+                self.proxy_url, self.ca_file = proxy.get("url"), proxy.get("ca_file")
+                self.urls = ready
                 return self
             if self.process.poll() is not None:
                 raise ServeError(f"kf2v-mock serve exited with {self.process.returncode}:\n"
@@ -81,7 +87,7 @@ class ServeProcess:
                                  + self.logs()[-4000:])
             time.sleep(0.02)  # waiting for another process to start, not for emulator state
 
-    def _read_ready_file(self) -> dict[str, str] | None:
+    def _read_ready_file(self) -> dict | None:
         try:
             return json.loads(self.ready_file.read_text())
         except (FileNotFoundError, ValueError):  # not written yet (it is renamed into place)

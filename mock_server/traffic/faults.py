@@ -176,6 +176,35 @@ def action_kind(rule: dict) -> str:
     return next(kind for kind in ACTIONS if kind in rule)
 
 
+def describe_action(kind: str, action: dict, delay: float | None = None) -> str:
+    """What an action does, in words (reasons, the console)."""
+    if kind == "error":
+        return f"error {action['status']} {action['code']}"
+    if kind == "task_failure":
+        return f"the task FAILS at its {action['at']} with {action['code']}"
+    if kind == "delay":
+        return f"answer delayed {delay:.0f} ms" if delay is not None else "delay"
+    if kind == "disconnect":
+        return "connection closed without an answer"
+    if kind == "truncate":
+        size = action.get("bytes")
+        return ("answer cut after half its body" if size is None
+                else f"answer cut after {size} body bytes")
+    return "result link served already expired"
+
+
+def describe_firing(rule: dict, draw: float | None, delay: float | None = None) -> str:
+    """Why ``rule`` acted on a request: its id, action, the seeded draw and its count."""
+    kind = action_kind(rule)
+    parts = [describe_action(kind, rule[kind], delay)]
+    if draw is not None:
+        parts.append(f"draw {draw:.4f} < probability {rule['probability']}")
+    if rule["times"] is not None:
+        parts.append(f"application {rule['applied']} of {rule['times']}")
+    source = "" if rule.get("source", "api") == "api" else f" from {rule['source']}"
+    return f"fault rule {rule['id']}{source}: " + ", ".join(parts)
+
+
 # --- rules -----------------------------------------------------------------------------------------
 def parse_rule(body: Any) -> dict:
     """Validate a ``POST /_mock/faults`` body into a rule without id or counters."""
@@ -254,6 +283,7 @@ class Selection:
     delay_ms: float = 0.0
     terminal: tuple[str, dict] | None = None  # (kind, action) of the error/disconnect/truncate
     rule_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why each rule fired (describe_firing)
 
 
 class FaultEngine:
@@ -314,35 +344,43 @@ class FaultEngine:
                 continue
             if kind in TERMINAL and (terminal_taken or selection.terminal is not None):
                 continue
-            if not self._fires(rule, ctx):
+            fired, draw = self._draw(rule, ctx)
+            if not fired:
                 continue
+            delay = None
             if kind == "delay":
-                selection.delay_ms += delay_ms(rule["delay"], self._rng(rule, "delay",
-                                                                         rule["applied"]))
+                delay = delay_ms(rule["delay"], self._rng(rule, "delay", rule["applied"]))
+                selection.delay_ms += delay
             else:
                 selection.terminal = (kind, rule[kind])
             self._applied(rule)
             selection.rule_ids.append(rule["id"])
+            selection.notes.append(describe_firing(rule, draw, delay))
         return selection
 
-    def take(self, kind: str, ctx: RequestContext) -> dict | None:
-        """The first rule of ``kind`` (task_failure, expire_url) that fires for ``ctx``; counted
-        as applied, so call it only where the effect really happens."""
+    def take(self, kind: str, ctx: RequestContext) -> tuple[dict, str] | None:
+        """The first rule of ``kind`` (task_failure, expire_url) that fires for ``ctx`` and why;
+        counted as applied, so call it only where the effect really happens."""
         for rule in self.store.fault_rules():
-            if action_kind(rule) == kind and self._fires(rule, ctx):
+            if action_kind(rule) != kind:
+                continue
+            fired, draw = self._draw(rule, ctx)
+            if fired:
                 self._applied(rule)
-                return rule
+                return rule, describe_firing(rule, draw)
         return None
 
-    def _fires(self, rule: dict, ctx: RequestContext) -> bool:
+    def _draw(self, rule: dict, ctx: RequestContext) -> tuple[bool, float | None]:
+        """Whether ``rule`` fires for ``ctx``, and the seeded draw that decided it (None when its
+        probability is 1)."""
         if not rule["active"] or not matches(rule, ctx):
-            return False
+            return False, None
         if rule["probability"] >= 1:
-            return True
+            return True, None
         draw = self._rng(rule, "draw", rule["draws"]).random()
         rule["draws"] += 1
         self.store.put_fault_rule(rule)
-        return draw < rule["probability"]
+        return draw < rule["probability"], draw
 
     def _rng(self, rule: dict, purpose: str, n: int) -> random.Random:
         return random.Random(f"{self.seed}:{rule['id']}:{purpose}:{n}")
@@ -360,28 +398,35 @@ class FaultPlan:
     is really created, a result link that is really served), decided only when it happens."""
 
     def __init__(self, engine: FaultEngine, ctx: RequestContext, *,
-                 scenario_failure: dict | None = None, applied: list[str] | None = None):
+                 scenario_failure: tuple[str, dict] | None = None,
+                 applied: list[str] | None = None, notes: list[str] | None = None):
         self.engine = engine
         self.ctx = ctx
-        self.scenario_failure = scenario_failure
+        self.scenario_failure = scenario_failure  # (scenario name, task_failure action)
         self.applied = applied if applied is not None else []
+        self.notes = notes if notes is not None else []  # why, for the request's reason
 
     def task_failure(self, model: str, prompt: str | None) -> Failure | None:
         """How the task about to be created fails, if a scenario or a rule says so."""
         if self.scenario_failure is not None:
-            return failure_of(self.scenario_failure)
-        rule = self.engine.take("task_failure", replace(self.ctx, model=model, prompt=prompt))
-        if rule is None:
+            name, action = self.scenario_failure
+            self.notes.append(f"scenario {name}: {describe_action('task_failure', action)}")
+            return failure_of(action)
+        taken = self.engine.take("task_failure", replace(self.ctx, model=model, prompt=prompt))
+        if taken is None:
             return None
+        rule, why = taken
         self.applied.append(rule["id"])
+        self.notes.append(why)
         return failure_of(rule["task_failure"])
 
     def expire_url(self) -> bool:
         """Whether the result link about to be served is to be already expired."""
-        rule = self.engine.take("expire_url", self.ctx)
-        if rule is not None:
-            self.applied.append(rule["id"])
-        return rule is not None
+        taken = self.engine.take("expire_url", self.ctx)
+        if taken is not None:
+            self.applied.append(taken[0]["id"])
+            self.notes.append(taken[1])
+        return taken is not None
 
 
 def _only(spec: dict, allowed: set[str], kind: str) -> None:

@@ -54,22 +54,35 @@ class Quotas:
             return (*base, "policy", model), self.policy_qps
         return None
 
-    def admit(self, account: Account, endpoint: str, model: str | None) -> None:
-        """Count the request, or raise 429 when its window is full."""
+    def admit(self, account: Account, endpoint: str, model: str | None) -> dict | None:
+        """Count the request, or raise 429 when its window is full. Returns the window's state
+        after counting (for the journal): ``{"window", "used", "limit", "per_seconds"}``, or None
+        when no quota applies."""
         found = self.limit_for(account, endpoint, model)
         if found is None:
-            return
+            return None
         key, limit = found
         now = self.clock.now()
         window = self._windows.setdefault(key, deque())
         while window and window[0] <= now - WINDOW:
             window.popleft()
+        name = _window_name(key)
         if len(window) >= limit:
-            error = DashScopeError.of(THROTTLE)
             wait = (window[0] + WINDOW - now).total_seconds()
+            error = DashScopeError.of(THROTTLE, reason=(
+                f"quota {name} of account {account.account_id} in {account.region}: {len(window)} "
+                f"of {limit} requests in the last second (virtual clock); room again in "
+                f"{max(wait, 0):.3f} s"))
             error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
             raise error
         window.append(now)
+        return {"window": name, "used": len(window), "limit": limit, "per_seconds": 1}
 
     def clear(self) -> None:
         self._windows.clear()
+
+
+def _window_name(key: tuple) -> str:
+    """``submit:<model>``, ``tasks`` or ``policy:<model>`` (the region and account are the key's
+    first two parts)."""
+    return ":".join(key[2:])

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..tasks.errors import CATALOGUE, DashScopeError, lookup
-from .faults import RuleError, normalize_action
+from .faults import RuleError, describe_action, normalize_action
 
 HEADER = "X-Mock-Scenario"
 DIRECTIVE = re.compile(r"\[mock:([^\]\s]+)\]")
@@ -129,27 +129,33 @@ class Selected:
     names: list[str] = field(default_factory=list)
     delay_ms: float = 0.0
     terminal: tuple[str, dict] | None = None
-    task_failure: dict | None = None
+    task_failure: tuple[str, dict] | None = None  # (scenario name, task_failure action)
     task_rules: list[tuple[str, dict]] = field(default_factory=list)  # (scenario name, rule)
+    notes: list[str] = field(default_factory=list)  # which scenario came from where, did what
 
 
 def select(header: str | None, prompt: str | None, endpoint: str) -> Selected:
-    names = [n.strip() for n in (header or "").split(",") if n.strip()]
+    names = [(n.strip(), f"the {HEADER} header") for n in (header or "").split(",") if n.strip()]
     if endpoint == "create" and prompt:
-        names += DIRECTIVE.findall(prompt)
+        names += [(n, f"the prompt directive [mock:{n}]") for n in DIRECTIVE.findall(prompt)]
     selected = Selected()
-    for name in names:
+    for name, origin in names:
         scenario = resolve(name)
         selected.names.append(name)
+        did = []
         for kind, spec in scenario.request:
             action = normalize_action(kind, spec)
             if kind == "delay":
                 selected.delay_ms += action["ms"]
+                did.append(describe_action(kind, action, action["ms"]))
             elif kind == "task_failure":
                 if endpoint == "create" and selected.task_failure is None:
-                    selected.task_failure = action
+                    selected.task_failure = (name, action)
             elif selected.terminal is None:
                 selected.terminal = (kind, action)
+                did.append(describe_action(kind, action))
+        selected.notes.append(f"scenario {name} from {origin}" + (f": {', '.join(did)}"
+                                                                 if did else ""))
         if endpoint == "create":
             selected.task_rules += [(name, rule) for rule in scenario.task]
     return selected

@@ -1,0 +1,197 @@
+"""The web console (/_mock/ui) in a real browser: Debian's Chromium, headless, driven by
+Playwright's Python package (never its own browser downloads). Tasks are made with the official
+SDK; the test watches them move in the table, plays a clip, adds a fault from a preset and sees
+its counter move, finds the reason of a refused download in the journal, shows a hostile prompt
+as text, and expires everything with the +24 h button.
+
+The browser is a real component: with ``CI`` set a missing Chromium or Playwright fails the test
+(``scripts/test`` installs Chromium when it runs as root); elsewhere the test skips and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from fixtures.frames import frame_data_url
+from mock_server.config import Settings
+from mock_server.testing.embedded import EmbeddedServer
+from tests.conftest import BJ_KEY
+from tests.netutil import local_non_loopback_address
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+XSS_PROMPT = "<img src=x onerror=alert(1)> a cat <script>alert(2)</script>"
+WAIT_MS = 15_000
+
+
+def _missing(why: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}: the browser test must run in CI (scripts/test installs Chromium as "
+                    "root with apt-get)", pytrace=False)
+    pytest.skip(f"{why}; install it with: apt-get install -y chromium")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright's Python package is not installed (pip install -e '.[test]')")
+    if not CHROMIUM.exists():
+        _missing(f"Chromium is not installed at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+def serve(tmp_path: Path, **overrides) -> EmbeddedServer:
+    values = dict(beijing_port=0, singapore_port=0, log_requests=False, render_preset="ultrafast",
+                  data_dir=tmp_path / "data", quotas=False)
+    values.update(overrides)
+    return EmbeddedServer(Settings(**values)).start()
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = serve(tmp_path)
+    yield started
+    started.stop()
+
+
+def new_page(browser):
+    # bypass_csp lets Playwright evaluate its own checks in the page; the page's escaping is
+    # what is under test (the Content-Security-Policy header is a second line, tested over HTTP).
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, dialogs, errors
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_the_console_shows_what_happened(browser, server, monkeypatch):
+    import dashscope
+    from dashscope import VideoSynthesis
+    from playwright.sync_api import expect
+
+    root = server.root_url("cn-beijing")
+    monkeypatch.setattr(dashscope, "base_http_api_url", server.urls["cn-beijing"])
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server.freeze()
+    first, last = frame_data_url(640, 480, seed=1), frame_data_url(640, 480, seed=2)
+
+    def submit(prompt: str, first_frame_url: str = first):
+        return VideoSynthesis.async_call(api_key=BJ_KEY, model="wan2.2-kf2v-flash", prompt=prompt,
+                                         first_frame_url=first_frame_url, last_frame_url=last,
+                                         resolution="480P")
+
+    created = [submit(XSS_PROMPT), submit("写实风格，一只黑色小猫好奇地看向天空")]
+    assert all(r.status_code == 200 for r in created), created
+    task_ids = [r.output.task_id for r in created]
+    page, dialogs, errors = new_page(browser)
+
+    # A lost user at / ends up in the console; the tasks are there, PENDING.
+    page.goto(root + "/")
+    assert page.url.endswith("/_mock/ui")
+    status = {t: page.locator(f'#tasks tr[data-task-id="{t}"] td.status') for t in task_ids}
+    for cell in status.values():
+        expect(cell).to_have_text("PENDING", timeout=WAIT_MS)
+
+    # Time moves: RUNNING, then SUCCEEDED once the clip is written.
+    waits = server.call(lambda: [t.queue_wait for t in server.emulator.store.tasks()])
+    server.advance(max(waits) + 0.05)
+    for cell in status.values():
+        expect(cell).to_have_text("RUNNING", timeout=WAIT_MS)
+    server.advance(10)
+    server.drain()
+    for cell in status.values():
+        expect(cell).to_have_text("SUCCEEDED", timeout=WAIT_MS)
+
+    # The hostile prompt is shown as text, in the table and on the task's page.
+    hostile = page.locator(f'#tasks tr[data-task-id="{task_ids[0]}"] td.prompt')
+    expect(hostile).to_have_text(XSS_PROMPT)
+    assert page.locator("img[src='x']").count() == 0 and page.locator("main script").count() == 0
+
+    # The task's page: its request, its frames, its answer, and a clip that really plays.
+    page.locator(f'#tasks tr[data-task-id="{task_ids[0]}"] a').click()
+    expect(page.locator("#t-status")).to_have_text("SUCCEEDED", timeout=WAIT_MS)
+    expect(page.locator("#t-request")).to_contain_text(XSS_PROMPT)
+    expect(page.locator("#t-answer")).to_contain_text('"task_status": "SUCCEEDED"')
+    page.wait_for_function("document.getElementById('t-first').naturalWidth === 640",
+                           timeout=WAIT_MS)
+    page.wait_for_function("document.getElementById('t-video').readyState >= 2", timeout=WAIT_MS)
+    assert page.evaluate("document.getElementById('t-video').duration") == pytest.approx(5, abs=0.1)
+    page.evaluate("document.getElementById('t-video').play()")
+    page.wait_for_function("document.getElementById('t-video').currentTime > 0.3", timeout=WAIT_MS)
+    assert page.locator("img[src='x']").count() == 0
+
+    # A fault from a preset: the next poll answers 503, and the rule's counter moves.
+    page.goto(root + "/_mock/ui#/faults")
+    page.select_option("#fault-preset", label="scenario:model-unavailable")
+    page.select_option("#fault-endpoint", "query")
+    page.fill("#fault-times", "1")
+    page.click("#fault-form button[type=submit]")
+    applied = page.locator('#faults tr[data-rule-id="f1"] td.applied')
+    expect(applied).to_have_text("0", timeout=WAIT_MS)
+    assert VideoSynthesis.fetch(task_ids[1], api_key=BJ_KEY).status_code == 503
+    expect(applied).to_have_text("1", timeout=WAIT_MS)
+
+    # A refused download: the journal says which URL and what the fetch did.
+    port = closed_port()
+    refused = submit("a dead link", first_frame_url=f"http://127.0.0.1:{port}/first.png")
+    assert (refused.status_code, refused.code) == (400, "InvalidParameter.DataInspection")
+    page.goto(root + "/_mock/ui#/journal")
+    reason = page.locator("#journal tr.has-reason td.reason").first
+    expect(reason).to_contain_text(f"connection to 127.0.0.1:{port} refused", timeout=WAIT_MS)
+    page.locator("#journal tr.has-reason").first.click()
+    expect(page.locator("#r-reason")).to_contain_text(f"127.0.0.1:{port}/first.png")
+    expect(page.locator("#r-resp-body")).to_contain_text("Unable to download the media resource")
+
+    # A day later every task has expired (and its clip is gone).
+    page.goto(root + "/_mock/ui#/tasks")
+    expect(status[task_ids[0]]).to_have_text("SUCCEEDED", timeout=WAIT_MS)
+    page.click("button[data-advance='86400']")
+    for task_id, cell in status.items():
+        expect(cell).to_contain_text("UNKNOWN", timeout=WAIT_MS)
+        expect(page.locator(f'#tasks tr[data-task-id="{task_id}"] td.task-expires')).to_have_text(
+            "expired")
+
+    assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert errors == [], f"the page raised: {errors}"
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_with_a_token_the_console_asks_for_it_once(browser, tmp_path):
+    """From another host the page loads, asks for the admin token, then works with it."""
+    address = local_non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to browse from")
+    server = serve(tmp_path, host=address, admin_token="s3cret")
+    try:
+        from playwright.sync_api import expect
+        page, dialogs, errors = new_page(browser)
+        page.goto(server.root_url("cn-beijing") + "/_mock/ui")
+        form = page.locator("#token-form")
+        expect(form).to_be_visible(timeout=WAIT_MS)
+        page.fill("#token-input", "s3cret")
+        page.click("#token-form button[type=submit]")
+        expect(form).to_be_hidden(timeout=WAIT_MS)
+        expect(page.locator("#clock-state")).to_have_text("running", timeout=WAIT_MS)
+        page.reload()  # asked once: the tab remembers it
+        expect(page.locator("#clock-state")).to_have_text("running", timeout=WAIT_MS)
+        assert page.locator("#token-form").is_hidden()
+        assert dialogs == [] and errors == []
+    finally:
+        server.stop()
