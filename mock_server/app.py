@@ -109,8 +109,6 @@ async def start_server(app: web.Application, settings: Settings) -> web.AppRunne
             bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
             emulator.listener_regions[bound] = region
         urls = base_urls(emulator)
-        for region, url in urls.items():
-            log.info("%s listening on %s", region, url)
         ready: dict[str, object] = dict(urls)
         if settings.proxy_port is not None:
             proxy = await start_proxy(runner, settings)
@@ -123,6 +121,8 @@ async def start_server(app: web.Application, settings: Settings) -> web.AppRunne
     except BaseException:
         await runner.cleanup()
         raise
+    for region, url in urls.items():  # once everything is up: a failed start is one line
+        log.info("%s listening on %s", region, url)
     return runner
 
 

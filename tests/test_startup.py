@@ -52,7 +52,7 @@ def run_main(capsys, *argv: str) -> str:
 
 
 # --- listeners --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("region_flag", ["--beijing-port", "--singapore-port"])
+@pytest.mark.parametrize("region_flag", ["--beijing-port", "--singapore-port", "--proxy-port"])
 def test_a_busy_port_names_the_port_and_the_way_out(busy_port, tmp_path, region_flag):
     line = failed_start(region_flag, str(busy_port), workdir=tmp_path)
     assert f"port {busy_port}" in line and "already in use" in line
@@ -168,6 +168,7 @@ def test_a_ready_file_in_a_missing_directory(capsys, tmp_path):
     (["--api-key", "mars=sk"], "argument --api-key: unknown region 'mars'"),
     (["--asset-map", "cdn.example.com=/tmp"], "argument --asset-map: 'cdn.example.com' is not an http"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--log-format", "xml"], "argument --log-format"),
 ])
 def test_impossible_flag_values(capsys, argv, says):
     line = run_main(capsys, "serve", *argv)
@@ -182,6 +183,8 @@ def test_impossible_flag_values(capsys, argv, says):
     ("KF2V_MOCK_RENDER_WORKERS", "0", "KF2V_MOCK_RENDER_WORKERS='0': must be at least 1"),
     ("KF2V_MOCK_API_KEYS", "cn-beijing", "KF2V_MOCK_API_KEYS='cn-beijing': wants REGION=KEY"),
     ("KF2V_MOCK_ASSET_MAP", "https://cdn.example.com/=/no/such/dir", "is not a directory"),
+    ("KF2V_MOCK_LOG_LEVEL", "loud", "KF2V_MOCK_LOG_LEVEL='loud': 'loud' is not one of debug, info"),
+    ("KF2V_MOCK_PROXY_PORT", "-1", "KF2V_MOCK_PROXY_PORT='-1': -1 is not a port"),
 ])
 def test_bad_environment_values(capsys, monkeypatch, name, value, says):
     monkeypatch.setenv(name, value)
