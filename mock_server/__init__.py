@@ -8,7 +8,8 @@ way, entrance -> HTTP -> domain -> media, checked by tests/test_layers.py):
 - ``api/``: the DashScope HTTP surface; ``admin/``: the ``/_mock/`` control API; ``oss/``: the OSS
   stand-in (signed links, uploads);
 - ``pipeline/``: the middlewares every request passes and what HTTP modules share;
-- ``traffic/``: quotas, fault rules, scenarios and the journal, as plain models;
+- ``traffic/``: quotas, fault rules, scenarios, the chaos run and the journal, as plain models;
+- ``report/``: the client report card (what a client did wrong, from the journal and timelines);
 - ``tasks/``: the task lifecycle (the domain); ``store/``: memory and SQLite state;
 - ``media/``: clip rendering; ``testing/``: pytest plugin, embedded server, ``ServeProcess``, samples.
 

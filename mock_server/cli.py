@@ -7,6 +7,9 @@ With ``--intercept`` the command keeps its production URLs and goes through the 
 
 ``kf2v-mock ca`` prints the local CA's path and how each kind of client trusts it.
 
+``kf2v-mock report`` prints a running emulator's client report card; the report and chaos flags
+live in ``cli_report.py``.
+
 Start-up problems are reported here, in one place, as one line saying what is wrong and how to fix
 it, with exit status 2 (``StartupError``): a bad flag or ``KF2V_MOCK_*`` value (refused while the
 command line is read), a data dir that cannot be used, a port that is taken, a ready file that
@@ -30,6 +33,8 @@ from aiohttp import web
 from . import __version__, logs
 from .app import ListenError, ReadyFileError, base_urls, create_app, start_server
 from .assets.asset_map import AssetMapping
+from .cli_report import (add_chaos_arguments, add_report_arguments, after_run,
+                         build_report_parser, check_report_arguments, report_main)
 from .config import Settings
 from .emulator import Emulator
 from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
@@ -230,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                         default=_env_flag("deny-loopback-image-urls"),
                         help="refuse image URLs on this machine's loopback (allowed by default)")
     add_proxy_arguments(serve)
+    add_chaos_arguments(serve)
     logging_flags = serve.add_argument_group("logging (README, \"See what happened\")")
     logging_flags.add_argument("--log-level", type=_choice(logs.LEVELS), choices=logs.LEVELS,
                                default=_env_value("log-level", _choice(logs.LEVELS), "info"),
@@ -251,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
     add_ca_command(commands)
+    commands.add_parser("report", add_help=False, parents=[build_report_parser()],
+                        help="print the client report card of a running emulator")
     return parser
 
 
@@ -266,6 +274,7 @@ def build_run_parser() -> argparse.ArgumentParser:
                         help="start the intercepting proxy (on a free port unless --proxy-port) "
                              "and give COMMAND the proxy and CA variables instead of base URLs: "
                              "code calling https://dashscope.aliyuncs.com works unchanged")
+    add_report_arguments(parser)
     return parser
 
 
@@ -283,7 +292,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         admin_token=args.admin_token or None,
         allow_private_image_urls=args.allow_private_image_urls,
         allow_loopback_image_urls=not args.deny_loopback_image_urls,
-        asset_map=asset_map, doc_sample_urls=not args.no_doc_sample_urls, **proxy_settings(args))
+        asset_map=asset_map, doc_sample_urls=not args.no_doc_sample_urls, **proxy_settings(args),
+        chaos_seed=args.chaos, chaos_profile=args.chaos_profile)
 
 
 # --- starting: every way it can fail becomes one StartupError line ----------------------------------
@@ -406,7 +416,7 @@ def command_environment(base: dict[str, str], urls: dict[str, str], api_key: str
 
 
 async def run_command(settings: Settings, command: list[str], region: str,
-                      intercept: bool = False) -> int:
+                      intercept: bool = False, run_args: argparse.Namespace | None = None) -> int:
     runner, emulator = await start(settings)
     try:
         env = command_environment(dict(os.environ), base_urls(emulator), emulator.keys.default_key(region),
@@ -422,7 +432,10 @@ async def run_command(settings: Settings, command: list[str], region: str,
         for sig in (signal.SIGINT, signal.SIGTERM):  # the command decides how to stop
             loop.add_signal_handler(sig, process.send_signal, sig)
         code = await process.wait()
-        return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+        code = code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
+        if run_args is not None:  # the report card and the chaos schedule (cli_report.py)
+            code = await after_run(emulator, run_args, code)
+        return code
     finally:
         await runner.cleanup()
 
@@ -436,6 +449,7 @@ def run_main(argv: list[str]) -> int:
     run_args, serve_flags = parser.parse_known_args(own)
     if not command:
         parser.error("give the command to run after --")
+    check_report_arguments(parser, run_args)
     # Free ports unless the flags (or KF2V_MOCK_*_PORT) say otherwise; later flags win in argparse.
     ports = ["--beijing-port", _env("beijing-port", "0"), "--singapore-port", _env("singapore-port", "0")]
     args = build_parser().parse_args(["serve", *ports, *serve_flags])
@@ -443,7 +457,8 @@ def run_main(argv: list[str]) -> int:
         args.proxy_port = 0
     settings = settings_from_args(args)
     _setup_logging(args)
-    return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept))
+    return asyncio.run(run_command(settings, command, run_args.region, run_args.intercept,
+                                   run_args))
 
 
 def _serve_main(argv: list[str]) -> int:
@@ -462,6 +477,8 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:  # a client of a running emulator, not a start-up
+        return report_main(argv[1:])
     try:
         if argv[:1] == ["run"]:
             return run_main(argv[1:])

@@ -71,6 +71,10 @@ class Settings:
     proxy_port: int | None = None
     proxy_host: str = "127.0.0.1"
     ca_dir: Path | None = None
+    # A seeded chaos run (traffic/chaos.py): every create takes hard paths drawn from this seed's
+    # schedule with this profile; None: off.
+    chaos_seed: int | None = None
+    chaos_profile: str = "default"
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,

@@ -30,6 +30,7 @@ from .tasks.rendering import (PARTIAL_CLIP, PARTIAL_INPUTS, PARTIAL_UPLOAD, Synt
                               remove_partial_files)
 from .tasks.service import TaskService
 from .tasks.store_interface import Store
+from .traffic.chaos import ChaosRun
 from .traffic.faults import FaultEngine
 from .traffic.input_frames import InputFrames
 from .traffic.journal import Journal
@@ -73,6 +74,11 @@ class Emulator:
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
         self.journal = Journal(settings.journal_size, settings.journal_max_bytes)
         self.input_frames = InputFrames()  # what the console shows of each task's request
+        # The seeded chaos run, when one is on (--chaos, POST /_mock/chaos).
+        self._chaos: ChaosRun | None = None
+        if settings.chaos_seed is not None:
+            self.chaos = ChaosRun(settings.chaos_seed, settings.chaos_profile,
+                                  timing=settings.timing)
         # Injected latency sleeps through this (tests may swap in a recorder).
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
@@ -83,6 +89,18 @@ class Emulator:
         self.service.on_changed = self.lifecycle.changed
         self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
+
+    @property
+    def chaos(self) -> ChaosRun | None:
+        return self._chaos
+
+    @chaos.setter
+    def chaos(self, run: ChaosRun | None) -> None:
+        self._chaos = run
+        # A chaos run is asked to replay exactly: without --seed, its seed (and label) also make
+        # task ids and timelines reproducible while it is on (random again once it stops).
+        if self.settings.seed is None:
+            self.service.seed = None if run is None else f"chaos:{run.seed}:{run.label}"
 
     @property
     def inputs_dir(self) -> Path:
@@ -171,7 +189,7 @@ class Emulator:
 
     async def reset(self) -> None:
         """Forget every task, upload, file, fault rule, journal entry and quota count; keys, seed
-        and clock stay as they are."""
+        and clock stay as they are (a chaos run restarts its schedule)."""
         self.synthesizer.reset()
         await self.synthesizer.drain()
         self.store.clear()
@@ -181,6 +199,8 @@ class Emulator:
         self.input_frames.clear()
         self.lifecycle.reset()
         self.quotas.clear()
+        if self.chaos is not None:
+            self.chaos.restart()  # the schedule starts again from its first create
         await asyncio.get_running_loop().run_in_executor(None, self._remove_files)
 
     def _remove_files(self) -> None:

@@ -74,6 +74,7 @@ async def test_the_answers_keep_to_the_schemas(document, client):
              ("get", "/_mock/requests", "/_mock/requests"),
              ("get", "/_mock/scenarios", "/_mock/scenarios"), ("get", "/_mock/samples", "/_mock/samples"),
              ("get", "/_mock/faults/presets", "/_mock/faults/presets"),
+             ("get", "/_mock/report", "/_mock/report"), ("get", "/_mock/chaos", "/_mock/chaos"),
              ("get", "/_mock/tasks/{task_id}", f"/_mock/tasks/{task_id}"),
              ("get", "/_mock/requests/{request_id}", f"/_mock/requests/{request_id}")]
     answers = [("post", "/_mock/faults", "200", await added.json())]

@@ -21,6 +21,7 @@ FLOORS = {
     "tasks": 1,      # the domain: lifecycle, clock, keys, regions, errors, the Store interface
     "store": 2,      # Store implementations (memory, SQLite)
     "traffic": 2,    # quotas, fault rules, scenarios, journal (models, no HTTP)
+    "report": 2.5,   # the client report card: reads journal entries and task timelines, no HTTP
     "pipeline": 3,   # middlewares and what every HTTP module shares
     "api": 4,        # the DashScope HTTP surface
     "admin": 4,      # /_mock/

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import console, handlers, samples
+from . import console, handlers, report_handlers, samples
 
 
 def setup_routes(app: web.Application) -> None:
@@ -30,6 +30,11 @@ def setup_routes(app: web.Application) -> None:
     # Sample frames (admin/samples.py): readable by any peer (admin/access.py).
     r.add_get("/_mock/samples", samples.list_samples)
     r.add_get("/_mock/samples/{file}", samples.sample_file)
+    # The client report card and the seeded chaos run (report_handlers.py).
+    r.add_get("/_mock/report", report_handlers.get_report)
+    r.add_get("/_mock/chaos", report_handlers.get_chaos)
+    r.add_post("/_mock/chaos", report_handlers.start_chaos)
+    r.add_delete("/_mock/chaos", report_handlers.stop_chaos)
     # The console: the page, its two assets, and the ways a browser finds it.
     r.add_get(console.UI_PATH, console.page)
     r.add_get(console.UI_PATH + "/", console.page)

@@ -89,9 +89,11 @@ async def create_task(request: web.Request) -> web.Response:
     plan = request.get(FAULT_PLAN)
     if failure is None and plan is not None:
         failure = plan.task_failure(spec.model, spec.prompt)  # a fault rule or scenario
+    # A long PENDING or RUNNING set by a fault rule, a scenario or the chaos schedule.
+    timing = plan.task_timing(spec.model, spec.prompt) if plan is not None else None
     width, height = output_size(first.width, first.height, spec.resolution)
     task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
-                                   height=height, failure=failure)
+                                   height=height, failure=failure, timing=timing)
     request[TASK_ID] = task.task_id
     request.app[EMULATOR].input_frames.keep(task.task_id, first, last)
     if failure is None:

@@ -14,6 +14,7 @@ from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
 from .answers import compress_if_accepted, error_response, http_date
+from .client_facts import client_facts
 from .endpoints import endpoint_of
 from .exchange import exchange_entry
 from .keys import EMULATOR, ERROR_CODE, NOTES, REGION, REQUEST_ID, TRUNCATE
@@ -93,9 +94,13 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     code = code or request.get(ERROR_CODE)
     # The admin API is not journaled (the console polls it), except the calls it refused.
     if not request.path.startswith("/_mock/") or code == "AccessDenied":
-        emulator.journal.record(*exchange_entry(
+        entry, kept = exchange_entry(
             request, answered, status=None if disconnected else response.status, code=code,
-            latency_ms=latency_ms, when=when, reason=reason))
+            latency_ms=latency_ms, when=when, reason=reason)
+        # --- client facts for the report card (traffic/journal.py REPORT_FIELDS) ---
+        entry.update(await client_facts(request, None if disconnected else answered,
+                                        endpoint_of(request), emulator))
+        emulator.journal.record(entry, kept)
     if emulator.settings.log_requests:
         outcome = "disconnect" if disconnected else response.status
         if reason is None:

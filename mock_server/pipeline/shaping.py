@@ -13,7 +13,8 @@ from ..traffic.faults import FaultPlan, RequestContext, error_of
 from .bodies import read_json_body
 from .context import Disconnect
 from .endpoints import endpoint_of
-from .keys import APPLIED, EMULATOR, FAULT_PLAN, NOTES, QUOTA, REGION, TASK_ID, TRUNCATE
+from .keys import (APPLIED, EMULATOR, FAULT_PLAN, NOTES, QUOTA, REGION, REQUEST_ID, TASK_ID,
+                   TRUNCATE)
 
 
 @web.middleware
@@ -29,6 +30,10 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
     chosen = scenarios.Selected()
     if settings.scenarios:
         chosen = scenarios.select(request.headers.get(scenarios.HEADER), ctx.prompt, endpoint)
+    # --- chaos (traffic/chaos.py): each create draws its hard paths as one more scenario ---
+    if emulator.chaos is not None and endpoint == "create":
+        chosen.add(*emulator.chaos.draw_create(request[REQUEST_ID]), endpoint,
+                   f"the chaos run (seed {emulator.chaos.seed})")
     applied = request[APPLIED] = [f"scenario:{name}" for name in chosen.names]
     notes = request.setdefault(NOTES, [])
     notes += chosen.notes
@@ -59,7 +64,8 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
             raise Disconnect()
         request[TRUNCATE] = action["bytes"]
     request[FAULT_PLAN] = FaultPlan(emulator.faults, ctx, scenario_failure=chosen.task_failure,
-                                    applied=applied, notes=notes)
+                                    applied=applied, notes=notes,
+                                    scenario_timing=chosen.task_timing)
     response = await handler(request)
     if chosen.task_rules and endpoint == "create" and response.status == 200:
         for name, rule in chosen.task_rules:

@@ -20,7 +20,7 @@ from .prompt_extension import extend_prompt
 from .regions import REGIONS
 from .scheduler import assign_start_times
 from .store_interface import Store
-from .timelines import draw_timeline
+from .timelines import Timeline, draw_timeline
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,13 @@ class ListQuery:
 
 
 class TaskService:
-    def __init__(self, store: Store, clock: VirtualClock, *, seed: int | None = None,
+    def __init__(self, store: Store, clock: VirtualClock, *, seed: int | str | None = None,
                  timing: str = "fast", max_running: int | None = None):
         self.store = store
         self.clock = clock
-        self.seed = seed  # None: random ids and draws, like the real service (see create)
+        # None: random ids and draws, like the real service; else what they are derived from (the
+        # --seed, or a chaos run's seed while one is on: see create).
+        self.seed = seed
         self.timing = timing
         # None: each model's documented cap (regions.ModelSpec.max_running).
         self.max_running = max_running
@@ -51,7 +53,10 @@ class TaskService:
 
     # --- create ----------------------------------------------------------------------------------
     def create(self, account: Account, spec: TaskSpec, request_id: str, *, width: int = 0,
-               height: int = 0, failure: Failure | None = None) -> Task:
+               height: int = 0, failure: Failure | None = None,
+               timing: dict | None = None) -> Task:
+        """``timing`` (``{"queue_wait"?, "run_time"?}`` seconds, from a fault rule or the chaos
+        schedule) replaces the drawn durations; the draws still happen, so ids stay the same."""
         sequence = self.store.next_sequence()
         if self.seed is None:
             # Real task ids are random uuid4s (real-recordings.md, difference 2): never the same
@@ -63,6 +68,9 @@ class TaskService:
             rng = random.Random(f"{self.seed}:task:{sequence}")
             task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         timeline = draw_timeline(self.timing, rng, spec.model)
+        if timing:
+            timeline = Timeline(queue_wait=timing.get("queue_wait", timeline.queue_wait),
+                                run_time=timing.get("run_time", timeline.run_time))
         seed = spec.seed if spec.seed is not None else rng.randint(0, SEED_MAX)
         actual_prompt = None
         if spec.prompt_extend and spec.prompt:

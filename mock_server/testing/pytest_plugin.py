@@ -11,7 +11,9 @@ emulator, restored afterwards), ``kf2v_region`` (which region ``dashscope_env`` 
 it to run a test in both), ``kf2v_frames`` (sample frames), ``kf2v_intercept`` (instead of
 ``dashscope_env``: code keeps its production URLs and reaches the emulator through the intercepting
 proxy). Options: ``--kf2v-timing``, ``--kf2v-seed``, ``--kf2v-clock``, ``--kf2v-quotas`` (or the ini
-keys ``kf2v_timing``, ``kf2v_seed``, ``kf2v_clock``, ``kf2v_quotas``).
+keys ``kf2v_timing``, ``kf2v_seed``, ``kf2v_clock``, ``kf2v_quotas``); ``--kf2v-report``,
+``--kf2v-chaos SEED``, ``--kf2v-chaos-profile`` (``kf2v_report``, ``kf2v_chaos``,
+``kf2v_chaos_profile``) print client report cards and run a seeded chaos run.
 
 This module is imported by every pytest run in an environment where kf2v-mock is installed, so it
 imports nothing heavy at module level: the server, aiohttp and the SDK load only when a fixture is used.
@@ -28,11 +30,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..report.card import ReportCard
     from .embedded import EmbeddedServer
     from .samples.frames import FrameFactory
 
@@ -63,6 +66,84 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("kf2v_clock", "clock at the start of each test (running|frozen)",
                   default="running")
     parser.addini("kf2v_quotas", "the documented rate limits (on|off)", default="on")
+    _add_report_options(parser, group)
+
+
+# --- the client report card and the chaos run: options ----------------------------------------------
+def _add_report_options(parser: pytest.Parser, group) -> None:
+    group.addoption("--kf2v-report", default=None, choices=("on", "off"),
+                    help="print each test's client report card (when it has findings) in the "
+                         "terminal summary: off (default) or on")
+    group.addoption("--kf2v-chaos", default=None, type=int, metavar="SEED",
+                    help="a seeded chaos run: every test's creates and tasks take hard paths "
+                         "drawn from SEED and the test's id (printed with the report card)")
+    group.addoption("--kf2v-chaos-profile", default=None, metavar="NAME",
+                    help="the chaos profile: default, quick, network or lifecycle")
+    parser.addini("kf2v_report", "print client report cards in the terminal summary (on|off)",
+                  default="off")
+    parser.addini("kf2v_chaos", "seed of a chaos run (empty: off)", default="")
+    parser.addini("kf2v_chaos_profile", "chaos profile", default="default")
+
+
+def _chaos_option(config: pytest.Config) -> tuple[int, str] | None:
+    """(seed, profile) of the chaos run the options ask for, or None."""
+    seed = _option(config, "chaos")
+    if seed in ("", "None"):
+        return None
+    from ..traffic.chaos import PROFILES
+    profile = str(config.getoption("--kf2v-chaos-profile")
+                  or config.getini("kf2v_chaos_profile")).strip()
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"kf2v chaos profile must be one of {', '.join(PROFILES)}, "
+                                f"not {profile!r}")
+    try:
+        return int(seed), profile
+    except ValueError:
+        raise pytest.UsageError("kf2v chaos seed must be an integer") from None
+
+
+def _report_wanted(config: pytest.Config) -> bool:
+    value = _option(config, "report").lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise pytest.UsageError(f"kf2v report must be on or off, not {value!r}")
+    return value in ("on", "true", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _report_wanted(config) or _chaos_option(config) is not None:
+        config.pluginmanager.register(_ReportCards(), "kf2v-report-cards")
+
+
+class _ReportCards:
+    """Collects the cards the ``kf2v`` fixture attaches to each test's teardown report (so they
+    also come back from xdist workers) and prints them in the terminal summary."""
+    PROPERTY = "kf2v_report"
+
+    def __init__(self) -> None:
+        self.cards: list[tuple[str, str]] = []
+        self.clean = 0
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown":
+            return
+        for name, value in report.user_properties:
+            if name == self.PROPERTY:
+                if value:
+                    self.cards.append((report.nodeid, value))
+                else:
+                    self.clean += 1
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus, config) -> None:
+        if not self.cards and not self.clean:
+            return
+        terminalreporter.section("kf2v-mock client report cards")
+        for nodeid, text in self.cards:
+            terminalreporter.write_line(nodeid)
+            for line in text.splitlines():
+                terminalreporter.write_line("  " + line)
+            terminalreporter.write_line("")
+        terminalreporter.write_line(f"{self.clean} test(s) with a clean card and no chaos run, "
+                                    f"{len(self.cards)} shown above")
 
 
 def _option(config: pytest.Config, name: str) -> str:
@@ -95,8 +176,10 @@ class PluginOptions:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    chaos = _chaos_option(config)
     return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed') or 'random'} "
-            f"clock={_option(config, 'clock')} quotas={_option(config, 'quotas')}")
+            f"clock={_option(config, 'clock')} quotas={_option(config, 'quotas')}"
+            + (f" chaos={chaos[0]}/{chaos[1]}" if chaos else ""))
 
 
 # --- the controller a test gets --------------------------------------------------------------------
@@ -152,6 +235,33 @@ class Kf2v:
             if task["task_id"] == task_id:
                 return task
         raise LookupError(f"the emulator has no task {task_id}")
+
+    # the client report card and the chaos run
+    def report(self, *, final: bool = True, thresholds: dict[str, Any] | None = None,
+               **filters: str) -> "ReportCard":
+        """This test's client report card (``GET /_mock/report``): what the client code did
+        wrong so far, with evidence. ``final`` (default): judge as if the client has finished.
+        ``filters``: ``key_id``, ``account``, ``since``, ``region``; ``thresholds``: see
+        ``mock_server/report/thresholds.py``."""
+        from ..report.card import ReportCard
+        params = {**filters, **(thresholds or {}), **({"final": "true"} if final else {})}
+        return ReportCard.from_json(
+            self.admin("GET", "/_mock/report?" + urllib.parse.urlencode(params)))
+
+    def assert_client_ok(self, ignore: list[str] | tuple[str, ...] = (), *,
+                         thresholds: dict[str, Any] | None = None, **filters: str) -> "ReportCard":
+        """Fail the test when the card has an error or a warning (rules in ``ignore`` aside);
+        returns the card."""
+        card = self.report(thresholds=thresholds, **filters)
+        bad = card.worse_than_info(ignore)
+        if bad:
+            lines = [f"{f['severity']} {f['rule']}: {f['summary']} (fix: {f['fix']})" for f in bad]
+            raise AssertionError("the client report card is not clean:\n  " + "\n  ".join(lines))
+        return card
+
+    def chaos(self, seed: int, profile: str = "default") -> dict:
+        """Start a seeded chaos run for the rest of this test (``POST /_mock/chaos``)."""
+        return self.admin("POST", "/_mock/chaos", {"seed": seed, "profile": profile})
 
     def requests(self, **filters: Any) -> list[dict]:
         """The request journal (``GET /_mock/requests``), oldest first: each entry has method,
@@ -283,13 +393,27 @@ def kf2v_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture
-def kf2v(kf2v_server, request: pytest.FixtureRequest) -> Kf2v:
+def kf2v(kf2v_server, request: pytest.FixtureRequest) -> Iterator[Kf2v]:
     """A fresh emulator for this test: no tasks, uploads, faults or journal; the clock running
-    (or frozen with ``--kf2v-clock frozen``)."""
+    (or frozen with ``--kf2v-clock frozen``); with ``--kf2v-chaos`` a chaos run of its own, and
+    with ``--kf2v-report`` or chaos its report card is kept for the terminal summary."""
     handle = Kf2v(kf2v_server)
     handle.reset()
     handle.freeze(_option(request.config, "clock") == "frozen")
-    return handle
+    chaos = _chaos_option(request.config)
+    if chaos is not None:  # the same seed and test replay the same schedule, in any order
+        handle.admin("POST", "/_mock/chaos", {"seed": chaos[0], "profile": chaos[1],
+                                              "label": request.node.nodeid})
+    elif kf2v_server.emulator.chaos is not None:  # a previous test's kf2v.chaos()
+        handle.admin("DELETE", "/_mock/chaos")
+    yield handle
+    if _report_wanted(request.config) or chaos is not None:
+        try:
+            card = handle.report()
+            text = card.text() if card.findings or card.data.get("chaos") else ""
+        except Exception as exc:  # never fail the test for its card; say why it is missing
+            text = f"no report card: {exc}"
+        request.node.user_properties.append((_ReportCards.PROPERTY, text))
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ A rule is a JSON-serialisable dict kept in the ``Store`` (so a persistent store 
 Whether a rule with ``probability`` < 1 fires on its n-th matching request is decided by
 ``random.Random(f"{seed}:{id}:{n}")``, so the same rules and requests give the same outcomes on
 every run (and after a restart: ``draws`` is saved with the rule). ``times`` retires the rule after
-that many applications; a retired rule stays listed with ``"active": false``.
+that many applications; a retired rule stays listed with ``"active": false``. ``after: N`` lets the
+first N matching requests pass untouched (then the rule is stored with a ``seen`` counter), so a
+rule can aim at, say, the third poll of a task.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from ..tasks.regions import REGIONS
 from ..tasks.store_interface import Store
 
 ENDPOINTS = ("create", "query", "list", "cancel", "get_policy", "upload", "download")
-ACTIONS = ("error", "task_failure", "delay", "disconnect", "truncate", "expire_url")
+ACTIONS = ("error", "task_failure", "delay", "disconnect", "truncate", "expire_url", "task_timing")
 MATCH_KEYS = ("region", "api_key", "model", "endpoint", "prompt_regex", "task_id")
 # Actions that end the request; one request gets at most one of them (the first rule that fires).
 TERMINAL = ("error", "disconnect", "truncate")
 # Actions that only make sense on one endpoint: they shape a created task / a served result link.
-ONLY_ON = {"task_failure": "create", "expire_url": "query"}
+ONLY_ON = {"task_failure": "create", "expire_url": "query", "task_timing": "create"}
 MAX_DELAY_MS = 600_000  # ten minutes: longer than any client timeout worth testing
+# A task's queue wait or run time set by a rule: less than its 24 hours of life.
+MAX_TASK_SECONDS = 86_000
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 # ASSUMPTION: the service's 429 answers carry Retry-After (its value is not documented).
 THROTTLE_RETRY_AFTER = "1"
@@ -65,6 +69,8 @@ def normalize_action(kind: str, spec: Any) -> dict:
         return _failure_action(spec)
     if kind == "delay":
         return _delay_action(spec)
+    if kind == "task_timing":
+        return _timing_action(spec)
     if kind == "truncate":
         _only(spec, {"bytes"}, kind)
         size = spec.get("bytes")
@@ -76,7 +82,13 @@ def normalize_action(kind: str, spec: Any) -> dict:
 
 
 def _error_action(spec: dict) -> dict:
-    _only(spec, {"code", "name", "status", "message"}, "error")
+    _only(spec, {"code", "name", "status", "message", "retry_after"}, "error")
+    retry_after = spec.get("retry_after")
+    if retry_after is not None:
+        if not _is_int(retry_after) or not 0 <= retry_after <= 3600:
+            raise RuleError("error.retry_after must be whole seconds in [0, 3600]")
+        return {**_error_action({k: v for k, v in spec.items() if k != "retry_after"}),
+                "retry_after": retry_after}
     name = _catalogue_name(spec, "error")
     status, message = spec.get("status"), spec.get("message")
     if status is not None and (not _is_int(status) or not 400 <= status <= 599):
@@ -111,6 +123,16 @@ def _failure_action(spec: dict) -> dict:
     return {"code": CATALOGUE[name].code,
             "message": message if message is not None else example_message(name),
             "at": at, "name": name}
+
+
+def _timing_action(spec: dict) -> dict:
+    _only(spec, {"queue_wait", "run_time"}, "task_timing")
+    if not spec:
+        raise RuleError("task_timing needs queue_wait and/or run_time (seconds)")
+    for name, value in spec.items():
+        if not _is_number(value) or not 0 <= value <= MAX_TASK_SECONDS:
+            raise RuleError(f"task_timing.{name} must be seconds in [0, {MAX_TASK_SECONDS}]")
+    return dict(spec)
 
 
 def _catalogue_name(spec: dict, kind: str) -> str | None:
@@ -163,7 +185,9 @@ def delay_ms(action: dict, rng: random.Random) -> float:
 
 def error_of(action: dict) -> DashScopeError:
     error = DashScopeError(action["status"], action["code"], action["message"])
-    if error.status == 429:
+    if "retry_after" in action:
+        error.headers["Retry-After"] = str(action["retry_after"])
+    elif error.status == 429:
         error.headers["Retry-After"] = THROTTLE_RETRY_AFTER
     return error
 
@@ -190,6 +214,10 @@ def describe_action(kind: str, action: dict, delay: float | None = None) -> str:
         size = action.get("bytes")
         return ("answer cut after half its body" if size is None
                 else f"answer cut after {size} body bytes")
+    if kind == "task_timing":
+        return "the task " + " and ".join(
+            f"{'waits PENDING' if name == 'queue_wait' else 'runs'} {seconds:g} s"
+            for name, seconds in action.items())
     return "result link served already expired"
 
 
@@ -201,6 +229,8 @@ def describe_firing(rule: dict, draw: float | None, delay: float | None = None) 
         parts.append(f"draw {draw:.4f} < probability {rule['probability']}")
     if rule["times"] is not None:
         parts.append(f"application {rule['applied']} of {rule['times']}")
+    if rule.get("after"):
+        parts.append(f"matching request {rule['seen']}, after {rule['after']} let through")
     source = "" if rule.get("source", "api") == "api" else f" from {rule['source']}"
     return f"fault rule {rule['id']}{source}: " + ", ".join(parts)
 
@@ -214,7 +244,7 @@ def parse_rule(body: Any) -> dict:
     if len(kinds) != 1:
         raise RuleError(f"a fault rule has exactly one action, one of: {', '.join(ACTIONS)}")
     kind = kinds[0]
-    unknown = set(body) - {"id", "match", "probability", "times", kind}
+    unknown = set(body) - {"id", "match", "probability", "times", "after", kind}
     if unknown:
         raise RuleError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
     match = _parse_match(body.get("match", {}), kind)
@@ -226,6 +256,11 @@ def parse_rule(body: Any) -> dict:
         raise RuleError("times must be a positive integer or null")
     rule = {"match": match, kind: normalize_action(kind, body[kind]),
             "probability": probability, "times": times}
+    if "after" in body:
+        after = body["after"]
+        if not _is_int(after) or after < 0:
+            raise RuleError("after must be an integer >= 0 (matching requests to let pass first)")
+        rule["after"] = after
     if "id" in body:
         if not isinstance(body["id"], str) or not RULE_ID.match(body["id"]):
             raise RuleError("id must be 1-64 letters, digits, '.', '_', ':' or '-'")
@@ -300,6 +335,8 @@ class FaultEngine:
         rule_id = rule.pop("id", None) or self._new_id()
         stored = {"id": rule_id, **rule, "applied": 0, "remaining": rule["times"], "draws": 0,
                   "active": True, "source": source}
+        if "after" in rule:
+            stored["seen"] = 0
         self.store.put_fault_rule(stored)
         return stored
 
@@ -375,6 +412,11 @@ class FaultEngine:
         probability is 1)."""
         if not rule["active"] or not matches(rule, ctx):
             return False, None
+        if rule.get("after"):  # the first ``after`` matching requests pass untouched
+            rule["seen"] += 1
+            self.store.put_fault_rule(rule)
+            if rule["seen"] <= rule["after"]:
+                return False, None
         if rule["probability"] >= 1:
             return True, None
         draw = self._rng(rule, "draw", rule["draws"]).random()
@@ -399,10 +441,12 @@ class FaultPlan:
 
     def __init__(self, engine: FaultEngine, ctx: RequestContext, *,
                  scenario_failure: tuple[str, dict] | None = None,
-                 applied: list[str] | None = None, notes: list[str] | None = None):
+                 applied: list[str] | None = None, notes: list[str] | None = None,
+                 scenario_timing: tuple[str, dict] | None = None):
         self.engine = engine
         self.ctx = ctx
         self.scenario_failure = scenario_failure  # (scenario name, task_failure action)
+        self.scenario_timing = scenario_timing  # (scenario name, task_timing action)
         self.applied = applied if applied is not None else []
         self.notes = notes if notes is not None else []  # why, for the request's reason
 
@@ -419,6 +463,21 @@ class FaultPlan:
         self.applied.append(rule["id"])
         self.notes.append(why)
         return failure_of(rule["task_failure"])
+
+    def task_timing(self, model: str, prompt: str | None) -> dict | None:
+        """``{"queue_wait"?, "run_time"?}`` (seconds) for the task about to be created, if a
+        scenario or a rule sets them (a long PENDING or RUNNING)."""
+        if self.scenario_timing is not None:
+            name, action = self.scenario_timing
+            self.notes.append(f"scenario {name}: {describe_action('task_timing', action)}")
+            return action
+        taken = self.engine.take("task_timing", replace(self.ctx, model=model, prompt=prompt))
+        if taken is None:
+            return None
+        rule, why = taken
+        self.applied.append(rule["id"])
+        self.notes.append(why)
+        return rule["task_timing"]
 
     def expire_url(self) -> bool:
         """Whether the result link about to be served is to be already expired."""

@@ -25,7 +25,28 @@ SUMMARY_FIELDS = ("method", "path", "region", "api_key_id", "status", "code", "l
                   "query", "remote")
 EXCHANGE_FIELDS = ("request_headers", "request_body", "request_bytes", "response_headers",
                    "response_body", "response_bytes")
-FIELDS = SUMMARY_FIELDS + EXCHANGE_FIELDS
+# --- client facts for the report card (mock_server/report) --------------------------------------
+# Flat fields every entry also carries (``pipeline/client_facts.py`` fills them), so the report can
+# judge a client's behaviour over time without reading bodies again:
+#   account_id    the account of the key sent (whichever region it belongs to), else None
+#   key_id        that key's api_key_id; "?<8 hex>" (a digest, never the key) for an unknown key;
+#                 None when no key was sent. Groups a client's requests even when they are refused
+#   key_region    the region the key belongs to (differs from ``region``: a key of the other
+#                 region), else None
+#   model         create: the body's ``model``; get_policy: the ``model`` parameter; else None
+#   body_digest   create: sha256 (16 hex) of the body as canonical JSON (key order ignored, as the
+#                 SDK's own field order varies), or of the raw bytes when it is not JSON; else None
+#   async_header  create: whether ``X-DashScope-Async: enable`` was sent; else None
+#   retry_after   the ``Retry-After`` sent with the answer, in seconds, else None
+#   task_status   query: the ``task_status`` answered (None when the answer was cut off)
+#   link_expires  query answering SUCCEEDED: the result link's ``Expires``; download: the link's
+#                 ``Expires`` (ISO-8601), else None
+#   truncated     whether the answer was cut short on purpose (a ``truncate`` fault or scenario)
+# They are part of the summary (``brief``), not of the exchange.
+REPORT_FIELDS = ("account_id", "key_id", "key_region", "model", "body_digest", "async_header",
+                 "retry_after", "task_status", "link_expires", "truncated")
+# --- end of client facts ---------------------------------------------------------------------------
+FIELDS = SUMMARY_FIELDS + EXCHANGE_FIELDS + REPORT_FIELDS  # in the order an entry has them
 # Query-string filters ``GET /_mock/requests`` (and the pytest plugin's ``kf2v.requests``) accept.
 EXACT_FILTERS = ("method", "region", "api_key_id", "status", "code", "task_id", "endpoint",
                  "request_id", "path")
@@ -133,7 +154,7 @@ def _size_of(value: Any) -> int:
 def render(entry: dict, brief: bool = False) -> dict:
     """An entry as the admin API shows it: bodies decoded; ``brief`` leaves out the exchange."""
     if brief:
-        return {k: entry.get(k) for k in SUMMARY_FIELDS}
+        return {k: entry.get(k) for k in (*SUMMARY_FIELDS, *REPORT_FIELDS)}
     shown = dict(entry)
     for key in ("request_body", "response_body"):
         if isinstance(shown.get(key), RawBody):

@@ -45,7 +45,7 @@ class Scenario:
         return body
 
     def _creates_only(self) -> bool:
-        return any(kind == "task_failure" for kind, _ in self.request)
+        return any(kind in ("task_failure", "task_timing") for kind, _ in self.request)
 
 
 def _error(name: str, description: str, error: str) -> Scenario:
@@ -130,8 +130,33 @@ class Selected:
     delay_ms: float = 0.0
     terminal: tuple[str, dict] | None = None
     task_failure: tuple[str, dict] | None = None  # (scenario name, task_failure action)
+    task_timing: tuple[str, dict] | None = None  # (scenario name, task_timing action)
     task_rules: list[tuple[str, dict]] = field(default_factory=list)  # (scenario name, rule)
     notes: list[str] = field(default_factory=list)  # which scenario came from where, did what
+
+    def add(self, name: str, scenario: Scenario, endpoint: str, origin: str) -> None:
+        """Combine one more scenario: delays add up, the first terminal action and the first task
+        failure/timing win, task rules accumulate (creates only)."""
+        self.names.append(name)
+        did = []
+        for kind, spec in scenario.request:
+            action = normalize_action(kind, spec)
+            if kind == "delay":
+                self.delay_ms += action["ms"]
+                did.append(describe_action(kind, action, action["ms"]))
+            elif kind == "task_failure":
+                if endpoint == "create" and self.task_failure is None:
+                    self.task_failure = (name, action)
+            elif kind == "task_timing":
+                if endpoint == "create" and self.task_timing is None:
+                    self.task_timing = (name, action)
+            elif self.terminal is None:
+                self.terminal = (kind, action)
+                did.append(describe_action(kind, action))
+        self.notes.append(f"scenario {name} from {origin}" + (f": {', '.join(did)}"
+                                                             if did else ""))
+        if endpoint == "create":
+            self.task_rules += [(name, rule) for rule in scenario.task]
 
 
 def select(header: str | None, prompt: str | None, endpoint: str) -> Selected:
@@ -140,22 +165,5 @@ def select(header: str | None, prompt: str | None, endpoint: str) -> Selected:
         names += [(n, f"the prompt directive [mock:{n}]") for n in DIRECTIVE.findall(prompt)]
     selected = Selected()
     for name, origin in names:
-        scenario = resolve(name)
-        selected.names.append(name)
-        did = []
-        for kind, spec in scenario.request:
-            action = normalize_action(kind, spec)
-            if kind == "delay":
-                selected.delay_ms += action["ms"]
-                did.append(describe_action(kind, action, action["ms"]))
-            elif kind == "task_failure":
-                if endpoint == "create" and selected.task_failure is None:
-                    selected.task_failure = (name, action)
-            elif selected.terminal is None:
-                selected.terminal = (kind, action)
-                did.append(describe_action(kind, action))
-        selected.notes.append(f"scenario {name} from {origin}" + (f": {', '.join(did)}"
-                                                                 if did else ""))
-        if endpoint == "create":
-            selected.task_rules += [(name, rule) for rule in scenario.task]
+        selected.add(name, resolve(name), endpoint, origin)
     return selected

@@ -1,0 +1,112 @@
+"""What the report card needs to know about one request beyond the journal's basics (the fields in
+``traffic/journal.py`` ``REPORT_FIELDS``): whose key it carried, what a create asked for, what a
+query answered, which result link a download used. Filled by ``request_context`` when it journals
+the request; never reads a body a second time from the network (the create's is already parsed)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+
+from ..tasks.accounts import bearer_key
+from ..tasks.regions import REGIONS
+from .bodies import OFF_LOOP_BYTES
+from .keys import JSON_BODY, TRUNCATE
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
+
+
+async def client_facts(request: web.Request, response: web.StreamResponse | None,
+                       endpoint: str | None, emulator: "Emulator") -> dict[str, Any]:
+    facts: dict[str, Any] = dict.fromkeys(("account_id", "key_id", "key_region", "model",
+                                           "body_digest", "async_header", "retry_after",
+                                           "task_status", "link_expires"))
+    facts["truncated"] = TRUNCATE in request
+    _key_facts(request, emulator, facts)
+    if response is not None:
+        facts["retry_after"] = _seconds(response.headers.get("Retry-After"))
+    if endpoint == "create":
+        facts["async_header"] = (request.headers.get("X-DashScope-Async", "").strip().lower()
+                                 == "enable")
+        facts["model"], facts["body_digest"] = await _create_body_facts(request)
+    elif endpoint == "get_policy":
+        facts["model"] = request.query.get("model") or None
+    elif endpoint == "query" and response is not None and not facts["truncated"]:
+        facts["task_status"], facts["link_expires"] = _query_answer(response)
+    elif endpoint == "download":
+        facts["link_expires"] = _expires_iso(request.query.get("Expires"))
+    return facts
+
+
+def _key_facts(request: web.Request, emulator: "Emulator", facts: dict[str, Any]) -> None:
+    authorization = request.headers.get("Authorization")
+    key = bearer_key(authorization)
+    if not key:
+        return
+    for region in REGIONS:
+        account = emulator.keys.lookup(authorization, region)
+        if account is not None:
+            facts.update(account_id=account.account_id, key_id=account.api_key_id,
+                         key_region=region)
+            return
+    facts["key_id"] = "?" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+async def _create_body_facts(request: web.Request) -> tuple[str | None, str | None]:
+    parsed = request.get(JSON_BODY)
+    if parsed is None:  # never read (e.g. refused for its size first): nothing to digest
+        return None, None
+    raw = await request.read()  # the bytes read once already, from aiohttp's cache
+    ok, body = parsed
+    model = body.get("model") if ok and isinstance(body, dict) else None
+    function, value = (_canonical_digest, body) if ok else (_digest, raw)
+    if len(raw) >= OFF_LOOP_BYTES:  # base64 frames: megabytes to serialise and hash
+        digest = await asyncio.get_running_loop().run_in_executor(None, function, value)
+    else:
+        digest = function(value)
+    return (model if isinstance(model, str) else None), digest
+
+
+def _canonical_digest(body: Any) -> str:
+    return _digest(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _query_answer(response: web.StreamResponse) -> tuple[str | None, str | None]:
+    if (response.status != 200 or not isinstance(response, web.Response)
+            or not isinstance(response.body, (bytes, bytearray))):
+        return None, None
+    try:
+        output = json.loads(response.body).get("output") or {}
+    except (ValueError, AttributeError):
+        return None, None
+    status = output.get("task_status")
+    link = output.get("video_url")
+    expires = None
+    if isinstance(link, str) and link:
+        expires = _expires_iso((parse_qs(urlsplit(link).query).get("Expires") or [None])[0])
+    return (status if isinstance(status, str) else None), expires
+
+
+def _expires_iso(text: str | None) -> str | None:
+    try:
+        return datetime.fromtimestamp(int(text), timezone.utc).isoformat()  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
