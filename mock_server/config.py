@@ -35,6 +35,8 @@ class Settings:
     max_running: int | None = None
     render_workers: int = 2
     render_preset: str = "veryfast"
+    # Finished clips kept for identical requests (tasks/clip_cache.py), in MiB; 0: no cache.
+    clip_cache_mb: int = 1024
     clock_start: datetime | None = None
     clock_frozen: bool = False
     log_requests: bool = True

@@ -21,6 +21,7 @@ from .oss.signing import OssSigner
 from .store.memory import InMemoryStore
 from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
+from .tasks.clip_cache import ClipCache
 from .tasks.clock import VirtualClock
 from .tasks.ids import RequestIds
 from .tasks.lifecycle import LifecycleLog
@@ -40,6 +41,7 @@ log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
 RUNS_META = "runs"  # starts on this data dir (seeded request ids differ from one run to the next)
+CLIP_CACHE_DIR = "clip-cache"
 
 
 class Emulator:
@@ -59,7 +61,8 @@ class Emulator:
         self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
                                        workers=settings.render_workers,
                                        preset=settings.render_preset,
-                                       inputs_dir=self.inputs_dir if store.durable else None)
+                                       inputs_dir=self.inputs_dir if store.durable else None,
+                                       cache=self._clip_cache())
         saved_signer = self.store.get_meta(OSS_META)
         self.oss = (OssSigner.from_meta(saved_signer, self.data_dir / "oss") if saved_signer
                     else OssSigner.create(self.data_dir / "oss"))
@@ -89,6 +92,11 @@ class Emulator:
         self.service.on_changed = self.lifecycle.changed
         self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
+
+    def _clip_cache(self) -> ClipCache | None:
+        if self.settings.clip_cache_mb <= 0:
+            return None
+        return ClipCache(self.data_dir / CLIP_CACHE_DIR, self.settings.clip_cache_mb * 1024 * 1024)
 
     @property
     def chaos(self) -> ChaosRun | None:
@@ -132,9 +140,11 @@ class Emulator:
     async def start(self) -> None:
         """Before serving: clear half-written files and render again the clips that a previous
         process on this data dir accepted but had not finished."""
+        loop = asyncio.get_running_loop()
+        if self.synthesizer.cache is not None:
+            await loop.run_in_executor(None, self.synthesizer.cache.load)
         if not self.store.durable:
             return
-        loop = asyncio.get_running_loop()
         oss = self.data_dir / "oss"
         places = [(oss / region.result_bucket, PARTIAL_CLIP) for region in REGIONS.values()]
         places += [(oss / "uploads", PARTIAL_UPLOAD), (self.inputs_dir, PARTIAL_INPUTS)]

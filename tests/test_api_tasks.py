@@ -310,13 +310,13 @@ async def test_succeeded_only_once_the_clip_is_fully_written(client, monkeypatch
     from mock_server.tasks import rendering as synthesis
 
     release = threading.Event()
-    real_render = synthesis.render_clip
+    real_render = synthesis.render_in_worker
 
     def slow_render(request, out):
         assert release.wait(30), "test never released the render"
         real_render(request, out)
 
-    monkeypatch.setattr(synthesis, "render_clip", slow_render)
+    monkeypatch.setattr(synthesis, "render_in_worker", slow_render)
     _, created = await create(client)
     task_id = created["output"]["task_id"]
     client.emulator.clock.advance(60)
@@ -335,7 +335,7 @@ async def test_a_failed_render_fails_the_task_not_the_server(client, monkeypatch
     def broken_render(request, out):
         raise RuntimeError("ffmpeg exploded")
 
-    monkeypatch.setattr(synthesis, "render_clip", broken_render)
+    monkeypatch.setattr(synthesis, "render_in_worker", broken_render)
     _, created = await create(client)
     client.emulator.clock.advance(60)
     await client.emulator.synthesizer.drain()

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import re
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from aiohttp import web
@@ -39,10 +40,15 @@ def authenticate(request: web.Request) -> Account:
     return emulator.keys.authenticate(request.headers.get("Authorization"), request[REGION])
 
 
+@lru_cache(maxsize=256)
+def _is_service_host(host: str) -> bool:
+    return any(region.matches_host(host) for region in REGIONS.values())
+
+
 def public_origin(request: web.Request) -> str:
     """Where the client reached us, for links it will follow (result videos, upload host)."""
     host = request.host
-    if any(region.matches_host(host) for region in REGIONS.values()):
+    if _is_service_host(host):
         # The client sent a real DashScope Host header; answer with the address it connected to.
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         if sockname:

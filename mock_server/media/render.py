@@ -15,11 +15,13 @@ per-template motion/colour effect of the first image (see ``templates.py``).
 ``watermark=True`` draws "AI生成" bottom-right on every frame (``watermark.py``).
 
 How it stays cheap (shared/spec/perf-notes.md, "yuv420p pipe recipe"):
-- both images are decoded, fitted and converted to yuv420p planes once;
+- ffmpeg is started first, so its start-up overlaps the image decoding;
+- both images are decoded, fitted and converted to yuv420p planes once
+  (fixed-point integer maths);
 - camera moves sample a 2x up-sampled copy of the planes with Pillow's
   nearest-neighbour resize (quarter-pixel accurate, about a copy's cost);
-- the cross-fade is the uint16 integer blend ``(a*(256-k) + b*k + 128) >> 8`` on
-  preallocated flat buffers;
+- the cross-fade is the uint16 integer blend ``(a*(256-k) + b*k + 128) >> 8``
+  straight from the sampled planes into one preallocated frame;
 - one frame at a time goes down the pipe as raw yuv420p (never the whole clip).
 
 The function is synchronous and keeps no global mutable state apart from a
@@ -33,14 +35,16 @@ in the same directory, which is ``os.replace``-d onto ``out_path`` only after a
 clean exit; on any failure it is removed and the error re-raised.
 
 Same request => byte-identical file (bitexact muxing, no metadata, deterministic
-x264 with a fixed thread count, so the core count of the machine does not matter).
+x264 with a thread count fixed per output size (``x264_threading``), so the core count
+of the machine does not matter; integer colour conversion and blending).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import imageio_ffmpeg
@@ -60,8 +64,8 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast",
                 "medium", "slow", "slower", "veryslow", "placebo")
 SEED_MAX = 2147483647
 
-__all__ = ["RenderRequest", "render_clip", "iter_frames", "TEMPLATES", "FPS",
-           "NUM_FRAMES", "DURATION_S", "DEFAULT_PRESET", "RenderError"]
+__all__ = ["RenderRequest", "render_clip", "iter_frames", "request_digest", "X264_PRESETS",
+           "TEMPLATES", "FPS", "NUM_FRAMES", "DURATION_S", "DEFAULT_PRESET", "RenderError"]
 
 
 class RenderError(RuntimeError):
@@ -79,6 +83,23 @@ class RenderRequest:
     template: str | None = None  # hanfu-1, solaron, magazine, mech1, mech2
     watermark: bool = False
     preset: str = DEFAULT_PRESET  # x264 preset; tests use "ultrafast"
+
+
+# Bump whenever the same request would give other bytes (the clip cache keys on it).
+RENDER_FORMAT = 2
+
+
+def request_digest(req: RenderRequest) -> str:
+    """A hex SHA-256 naming the clip ``req`` renders to: equal digests, equal bytes (same
+    renderer format and ffmpeg build)."""
+    digest = hashlib.sha256()
+    for part in (f"kf2v-clip/{RENDER_FORMAT}", os.path.basename(imageio_ffmpeg.get_ffmpeg_exe()),
+                 req.width, req.height, req.seed, req.prompt, req.template, req.watermark,
+                 req.preset, req.first_image, req.last_image):
+        data = b"b" + part if isinstance(part, bytes) else b"r" + repr(part).encode()
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _validate(req: RenderRequest) -> None:
@@ -116,14 +137,23 @@ class _FrameBuffer:
         return self.y, self.u, self.v
 
 
+class _FrameBuffer16(_FrameBuffer):
+    """The same planes in uint16 (blend scratch)."""
+
+    def __init__(self, w: int, h: int) -> None:
+        self.flat = np.empty(w * h * 3 // 2, np.uint16)
+        ys, cs = w * h, (w // 2) * (h // 2)
+        self.y = self.flat[:ys].reshape(h, w)
+        self.u = self.flat[ys:ys + cs].reshape(h // 2, w // 2)
+        self.v = self.flat[ys + cs:].reshape(h // 2, w // 2)
+
+
 def _keyframe_frames(req: RenderRequest, plan: MovePlan,
                      first: PlaneSampler, last: PlaneSampler) -> Iterator[_FrameBuffer]:
     w, h = req.width, req.height
     out = _FrameBuffer(w, h)
-    a = _FrameBuffer(w, h)
-    b = _FrameBuffer(w, h)
-    acc = np.empty(out.flat.shape, np.uint16)
-    tmp = np.empty(out.flat.shape, np.uint16)
+    # uint16 scratch with the frame's plane shapes: the blend reads the samplers' planes directly
+    acc, tmp = _FrameBuffer16(w, h), _FrameBuffer16(w, h)
     for i in range(NUM_FRAMES):
         t = i / (NUM_FRAMES - 1)
         k = int(round(256 * fade_weight(plan, t)))
@@ -133,14 +163,15 @@ def _keyframe_frames(req: RenderRequest, plan: MovePlan,
         elif k >= 256:
             last.render(box_b, *out.planes)
         else:
-            first.render(box_a, *a.planes)
-            last.render(box_b, *b.planes)
-            np.multiply(a.flat, 256 - k, out=acc, dtype=np.uint16)
-            np.multiply(b.flat, k, out=tmp, dtype=np.uint16)
-            acc += tmp
-            acc += 128
-            acc >>= 8
-            np.copyto(out.flat, acc, casting="unsafe")
+            for a, b, dst, s, u in zip(first.planes(box_a), last.planes(box_b), out.planes,
+                                       acc.planes, tmp.planes):
+                # (a*(256-k) + b*k + 128) >> 8: cannot overflow uint16 (255*256+128 < 65536)
+                np.multiply(a, 256 - k, out=s, dtype=np.uint16)
+                np.multiply(b, k, out=u, dtype=np.uint16)
+                s += u
+                s += 128
+                s >>= 8
+                np.copyto(dst, s, casting="unsafe")
         yield out
 
 
@@ -178,6 +209,19 @@ def iter_frames(req: RenderRequest) -> Iterator[np.ndarray]:
         yield fb.flat
 
 
+# x264 threading per output size, fixed so the bitstream never depends on the machine's core
+# count (x264's own choice would): frame threads as x264 picks them on a 2-core machine
+# (perf-notes 1.3) up to 720P; above that, two sliced threads and a short lookahead, which keep
+# the encoder's memory for a 1080P clip about 130 MB lower at about the same speed.
+_LARGE_FRAME = 1280 * 720 * 5 // 4
+_X264_SMALL = ["-threads", "3"]
+_X264_LARGE = ["-threads", "2", "-x264-params", "sliced-threads=1:rc-lookahead=5"]
+
+
+def x264_threading(w: int, h: int) -> list[str]:
+    return _X264_LARGE if w * h > _LARGE_FRAME else _X264_SMALL
+
+
 def _ffmpeg_cmd(w: int, h: int, preset: str, path: str) -> list[str]:
     return [
         imageio_ffmpeg.get_ffmpeg_exe(),
@@ -191,9 +235,7 @@ def _ffmpeg_cmd(w: int, h: int, preset: str, path: str) -> list[str]:
         "-an", "-sn", "-dn",
         "-frames:v", str(NUM_FRAMES),
         "-c:v", "libx264", "-preset", preset, "-crf", str(CRF), "-pix_fmt", "yuv420p",
-        # A fixed thread count (what x264 picks on this 2-core machine, perf-notes 1.3) keeps the
-        # bitstream identical on machines with other core counts.
-        "-threads", "3",
+        *x264_threading(w, h),
         "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
         "-movflags", "+faststart",
         "-f", "mp4", "-y", path,
@@ -210,15 +252,17 @@ def _grow_pipe(fd: int) -> None:
         pass
 
 
-def render_clip(req: RenderRequest, out_path: str | os.PathLike[str]) -> None:
+def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
+                child_setup: Callable[[], None] | None = None) -> None:
     """Render ``req`` to an MP4 at ``out_path`` (atomically replaced on success).
 
     Raises ``ValueError``/``TypeError`` for a bad request, the Pillow error for an
-    undecodable image, and ``RenderError`` if ffmpeg fails.
+    undecodable image, and ``RenderError`` if ffmpeg fails. ``child_setup`` runs in the
+    ffmpeg child before it starts (``subprocess``'s ``preexec_fn``: only for a caller with
+    no other threads, such as a render worker process).
     """
+    _validate(req)
     out_path = os.fspath(out_path)
-    frames = iter_frames(req)
-    first = next(frames)  # validates and decodes before ffmpeg is started
     directory = os.path.dirname(os.path.abspath(out_path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".",
                                suffix=".part.mp4", dir=directory)
@@ -226,15 +270,16 @@ def render_clip(req: RenderRequest, out_path: str | os.PathLike[str]) -> None:
     ok = False
     try:
         with tempfile.TemporaryFile() as err:
+            # ffmpeg starts while the images are decoded (its start-up overlaps ours).
             proc = subprocess.Popen(_ffmpeg_cmd(req.width, req.height, req.preset, tmp),
                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=err)
+                                    stderr=err, preexec_fn=child_setup)
+            frames = iter_frames(req)
             try:
                 assert proc.stdin is not None
                 _grow_pipe(proc.stdin.fileno())
                 broken = False
                 try:
-                    proc.stdin.write(memoryview(first))
                     for frame in frames:
                         proc.stdin.write(memoryview(frame))
                     proc.stdin.close()

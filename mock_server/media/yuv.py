@@ -46,22 +46,46 @@ def fit_cover(img: Image.Image, width: int, height: int) -> Image.Image:
                       box=(x0, y0, x0 + cw, y0 + ch), reducing_gap=3.0)
 
 
+# Fixed-point (16 fractional bits) BT.709 limited-range coefficients. Integer arithmetic gives the
+# same bytes on every machine and library build (float paths may round differently where a
+# compiler fuses multiply-adds), and is several times faster than float32 on whole images.
+_FRAC = 16
+_Y_COEF = tuple(int(round(k * 219.0 / 255.0 * (1 << _FRAC))) for k in (_KR, _KG, _KB))
+_CU = 224.0 / 255.0 / (2.0 * (1.0 - _KB))
+_CV = 224.0 / 255.0 / (2.0 * (1.0 - _KR))
+_U_COEF = tuple(int(round(k * (1 << _FRAC))) for k in (-_CU * _KR, -_CU * _KG, _CU * (1.0 - _KB)))
+_V_COEF = tuple(int(round(k * (1 << _FRAC))) for k in (_CV * (1.0 - _KR), -_CV * _KG, -_CV * _KB))
+
+
 def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(H, W, 3) uint8 RGB with even H, W -> Y (H, W), U (H/2, W/2), V (H/2, W/2) uint8."""
+    """(H, W, 3) uint8 RGB with even H, W -> Y (H, W), U (H/2, W/2), V (H/2, W/2) uint8.
+
+    Chroma is that of each 2x2 block's mean colour (chroma is linear in RGB)."""
     h, w, _ = rgb.shape
-    f = rgb.astype(np.float32)
-    r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    luma = _KR * r + _KG * g + _KB * b
-    y = np.clip(np.rint(16.0 + luma * (219.0 / 255.0)), 0, 255).astype(np.uint8)
-    # chroma of the 2x2 mean (chroma is linear in RGB, so this is the mean chroma)
-    q = f.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
-    qr, qg, qb = q[..., 0], q[..., 1], q[..., 2]
-    ql = _KR * qr + _KG * qg + _KB * qb
-    u = 128.0 + (qb - ql) * (224.0 / 255.0 / (2.0 * (1.0 - _KB)))
-    v = 128.0 + (qr - ql) * (224.0 / 255.0 / (2.0 * (1.0 - _KR)))
-    u = np.clip(np.rint(u), 0, 255).astype(np.uint8)
-    v = np.clip(np.rint(v), 0, 255).astype(np.uint8)
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    y = _mix(r, g, b, _Y_COEF, 16, _FRAC)
+    # Sums of each 2x2 block (4x the mean): two more fractional bits in the shift below.
+    r4, g4, b4 = (_quad_sum(c) for c in (r, g, b))
+    u = _mix(r4, g4, b4, _U_COEF, 128, _FRAC + 2)
+    v = _mix(r4, g4, b4, _V_COEF, 128, _FRAC + 2)
     return y, u, v
+
+
+def _quad_sum(c: np.ndarray) -> np.ndarray:
+    pairs = c[0::2] + c[1::2]
+    return pairs[:, 0::2] + pairs[:, 1::2]
+
+
+def _mix(r: np.ndarray, g: np.ndarray, b: np.ndarray, coef: tuple[int, int, int], offset: int,
+         shift: int) -> np.ndarray:
+    """``clip(offset + (cr*r + cg*g + cb*b) / 2**shift)`` rounded, as uint8 (int32 throughout)."""
+    acc = r * coef[0]
+    acc += g * coef[1]
+    acc += b * coef[2]
+    acc += (offset << shift) + (1 << (shift - 1))
+    acc >>= shift
+    np.clip(acc, 0, 255, out=acc)
+    return acc.astype(np.uint8)
 
 
 def _double(plane: np.ndarray) -> np.ndarray:
@@ -69,15 +93,19 @@ def _double(plane: np.ndarray) -> np.ndarray:
 
     Shape (2h-1, 2w-1); odd samples are rounded means of their neighbours.
     """
-    p = plane.astype(np.uint16)
-    h, w = p.shape
-    rows = np.empty((2 * h - 1, w), np.uint16)
-    rows[0::2] = p
-    rows[1::2] = (p[:-1] + p[1:] + 1) >> 1
-    out = np.empty((2 * h - 1, 2 * w - 1), np.uint16)
+    h, w = plane.shape
+    rows = np.empty((2 * h - 1, w), np.uint8)
+    rows[0::2] = plane
+    rows[1::2] = _mean_up(plane[:-1], plane[1:])
+    out = np.empty((2 * h - 1, 2 * w - 1), np.uint8)
     out[:, 0::2] = rows
-    out[:, 1::2] = (rows[:, :-1] + rows[:, 1:] + 1) >> 1
-    return out.astype(np.uint8)
+    out[:, 1::2] = _mean_up(rows[:, :-1], rows[:, 1:])
+    return out
+
+
+def _mean_up(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a + b + 1) >> 1`` without widening: halves, plus one where either is odd."""
+    return (a >> 1) + (b >> 1) + ((a | b) & 1)
 
 
 class PlaneSampler:
@@ -116,11 +144,15 @@ class PlaneSampler:
                y_out: np.ndarray, u_out: np.ndarray, v_out: np.ndarray) -> None:
         """Fill the output planes with the content of ``box`` (luma pixel coords of
         the unpadded image; may reach into the padding)."""
+        for out, plane in zip((y_out, u_out, v_out), self.planes(box)):
+            np.copyto(out, plane)
+
+    def planes(self, box: tuple[float, float, float, float]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The content of ``box`` as new (read-only) Y, U, V arrays of the output size, or the
+        original planes for the identity box: no copy into a caller's buffer."""
         if self.is_identity(box):
-            np.copyto(y_out, self.y)
-            np.copyto(u_out, self.u)
-            np.copyto(v_out, self.v)
-            return
+            return self.y, self.u, self.v
         by, bu, bv = self._build()
         x0, y0, x1, y1 = box
         # Continuous coordinate p (pixel i spans [i, i+1)) maps to 2x-image
@@ -130,11 +162,11 @@ class PlaneSampler:
         cmx, cmy = self.mx // 2, self.my // 2
         lc = _clamp_box((x0 + 2 * cmx - 0.5, y0 + 2 * cmy - 0.5,
                          x1 + 2 * cmx - 0.5, y1 + 2 * cmy - 0.5), bu.size)
-        h, w = y_out.shape
-        np.copyto(y_out, np.asarray(by.resize((w, h), Image.Resampling.NEAREST, box=ly)))
-        ch, cw = u_out.shape
-        np.copyto(u_out, np.asarray(bu.resize((cw, ch), Image.Resampling.NEAREST, box=lc)))
-        np.copyto(v_out, np.asarray(bv.resize((cw, ch), Image.Resampling.NEAREST, box=lc)))
+        h, w = self.h, self.w
+        ch, cw = self.u.shape
+        return (np.asarray(by.resize((w, h), Image.Resampling.NEAREST, box=ly)),
+                np.asarray(bu.resize((cw, ch), Image.Resampling.NEAREST, box=lc)),
+                np.asarray(bv.resize((cw, ch), Image.Resampling.NEAREST, box=lc)))
 
 
 def _clamp_box(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float]:

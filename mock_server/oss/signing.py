@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -21,11 +21,18 @@ from urllib.parse import quote, urlencode
 from .xml_errors import EC_ANONYMOUS_DENIED, EC_EXPIRED, OssError, iso_time, signature_mismatch
 
 
+# Signed result-link paths kept (a link is fixed once its task ends: signed when first served).
+SIGNED_LINKS_KEPT = 4096
+
+
 @dataclass
 class OssSigner:
     secret: bytes
     access_key_id: str
     root: Path
+    # (bucket, key, expires) -> "/key?Expires=...&OSSAccessKeyId=...&Signature=..."
+    _signed: dict[tuple[str, str, int], str] = field(default_factory=dict, repr=False,
+                                                     compare=False)
 
     @classmethod
     def create(cls, root: Path) -> "OssSigner":
@@ -53,10 +60,17 @@ class OssSigner:
 
     def signed_url(self, bucket_url: str, bucket: str, key: str, expires: int) -> str:
         """``bucket_url`` is where the client reaches the bucket (path-style or virtual-hosted);
-        the signature covers ``/bucket/key`` either way, as OSS's does."""
-        query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
-                           "Signature": self.link_signature(bucket, key, expires)})
-        return f"{bucket_url}/{quote(key)}?{query}"
+        the signature covers ``/bucket/key`` either way, as OSS's does. Signed on first use, then
+        reused (it depends on nothing else), for the most recent links."""
+        suffix = self._signed.get((bucket, key, expires))
+        if suffix is None:
+            query = urlencode({"Expires": str(expires), "OSSAccessKeyId": self.access_key_id,
+                               "Signature": self.link_signature(bucket, key, expires)})
+            suffix = f"/{quote(key)}?{query}"
+            if len(self._signed) >= SIGNED_LINKS_KEPT:
+                del self._signed[next(iter(self._signed))]  # the oldest
+            self._signed[(bucket, key, expires)] = suffix
+        return bucket_url + suffix
 
     def check_link(self, bucket: str, key: str, query: dict[str, str], now: datetime,
                    host: str) -> OssError | None:

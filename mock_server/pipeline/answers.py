@@ -28,10 +28,13 @@ from ..tasks.errors import DashScopeError
 PLAIN_JSON = "application/json"
 TASK_JSON = "application/json;charset=UTF-8"
 _CONTENT_TYPES = {"query": TASK_JSON, "cancel": TASK_JSON, "list": TASK_JSON}
+# One encoder for every answer (json.dumps with options builds a new one per call): compact, and
+# ensure_ascii=False like the service (zh prompts come back as UTF-8, not \u escapes).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def json_bytes(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return _JSON.encode(body).encode()
 
 
 def content_type_of(endpoint: str | None) -> str:

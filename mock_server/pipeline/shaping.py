@@ -101,7 +101,8 @@ async def _context(request: web.Request, endpoint: str) -> RequestContext:
     elif endpoint == "download":
         name = request.match_info.get("key", "").rsplit("/", 1)[-1]
         task_id = name.removesuffix(".mp4") if name.endswith(".mp4") else None
-    if task_id is not None:
+    # The task's model and prompt are only matched by fault rules: no rules, no lookup.
+    if task_id is not None and emulator.store.fault_rules():
         task = emulator.store.get_task(task_id)
         if task is not None:
             model, prompt = model or task.spec.model, task.spec.prompt

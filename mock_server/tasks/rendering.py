@@ -1,4 +1,10 @@
-"""Runs clip renders off the event loop with bounded parallelism and reports back to the tasks.
+"""Runs clip renders out of the server process with bounded parallelism and reports back to the
+tasks.
+
+Each render runs in a render worker process (``media.worker``: the frame pipeline and the ffmpeg it
+feeds, at a lower CPU priority); a thread of this module's pool only waits for it, so neither the
+event loop nor the server's GIL does any per-frame work. With a clip cache (``clip_cache``), a clip
+already rendered for identical inputs is linked into place instead of rendered again.
 
 Renders start as soon as a task is accepted (not when its virtual start time comes), so a clip is
 usually on disk before the clock reaches the task's end; a task whose clip is not written yet keeps
@@ -25,7 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from ..media.render import RenderRequest, render_clip
+from ..media.render import RenderRequest, request_digest
+from ..media.worker import render_in_worker
+from .clip_cache import ClipCache
 from .lifecycle import log_event
 from .models import Task
 from .service import TaskService
@@ -41,13 +49,15 @@ PARTIAL_INPUTS = re.compile(r"^\..+\.part$")  # _write_inputs
 
 class Synthesizer:
     def __init__(self, service: TaskService, results_dir: Path, *, workers: int = 2,
-                 preset: str = "veryfast", inputs_dir: Path | None = None):
+                 preset: str = "veryfast", inputs_dir: Path | None = None,
+                 cache: ClipCache | None = None):
         self.service = service
         self.results_dir = results_dir
         self.preset = preset
         # None: frames are only held in memory until rendered (an ephemeral store).
         self.inputs_dir = inputs_dir
-        # Threads drive ffmpeg subprocesses; numpy and the pipe writes release the GIL.
+        self.cache = cache  # None: every task renders its own clip
+        # Each thread waits for one render worker process (media.worker) at a time.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kf2v-render")
         # Renders and file deletions still under way; drain() waits for all of them.
         self._jobs: set[asyncio.Future] = set()
@@ -107,7 +117,8 @@ class Synthesizer:
         loop = asyncio.get_running_loop()
         task_id = task.task_id
         try:
-            seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task)
+            seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task,
+                                                 self.cache)
         except Exception:  # a render failure fails the task, never the server
             log.exception("render failed for task %s", task_id)
             if generation == self._generation:
@@ -150,12 +161,26 @@ class Synthesizer:
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
 
 
-def _render_to(request: Callable[[], RenderRequest], out: Path, task: Task) -> float:
-    """Render in a worker thread; returns the seconds it took."""
+def _render_to(request: Callable[[], RenderRequest], out: Path, task: Task,
+               cache: ClipCache | None) -> float:
+    """Runs in a pool thread: render ``out`` in a worker process, or link it from the cache;
+    returns the seconds it took."""
     started = time.perf_counter()
     log_event("render_start", task, "render started")
     out.parent.mkdir(parents=True, exist_ok=True)
-    render_clip(request(), out)
+    req = request()
+    if cache is None:
+        render_in_worker(req, out)
+        return time.perf_counter() - started
+    digest = request_digest(req)
+    with cache.lock(digest):  # an identical render under way: wait for it, then link its clip
+        if cache.place(digest, out):
+            return time.perf_counter() - started
+        render_in_worker(req, out)
+        try:
+            cache.store(digest, out)
+        except OSError:  # the clip is in place; only later tasks miss the cache
+            log.exception("could not keep the clip of %s in the cache", out.name)
     return time.perf_counter() - started
 
 
