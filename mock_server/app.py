@@ -95,28 +95,51 @@ async def _emulator_lifetime(app: web.Application) -> AsyncIterator[None]:
     await app[EMULATOR].close()
 
 
+class ListenError(Exception):
+    """A region's listener could not be bound (the port is taken, the host is not ours, ...)."""
+
+    def __init__(self, region: str, host: str, port: int, cause: OSError):
+        super().__init__(f"{region} on {host}:{port}: {cause}")
+        self.region, self.host, self.port, self.cause = region, host, port, cause
+
+
+class ReadyFileError(OSError):
+    """The ready file could not be written."""
+
+
 async def start_server(app: web.Application, settings: Settings) -> web.AppRunner:
-    """Bind both regions' listeners (port 0 picks a free one) and write the ready file."""
+    """Bind both regions' listeners (port 0 picks a free one) and write the ready file. On failure
+    everything started is stopped again (the data dir is released) before the error is raised."""
     runner = TimedAppRunner(app, access_log=None, handle_signals=False,
                             header_timeout=settings.header_timeout,
                             body_timeout=settings.body_timeout,
                             handler_kwargs={**handler_settings(settings), "access_log": None})
-    await runner.setup()
-    emulator = app[EMULATOR]
-    for region, port in ((BEIJING, settings.beijing_port), (SINGAPORE, settings.singapore_port)):
-        site = web.TCPSite(runner, settings.host, port)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        emulator.listener_regions[bound] = region
-    urls = base_urls(emulator)
-    for region, url in urls.items():
+    try:
+        await runner.setup()
+        emulator = app[EMULATOR]
+        for region, port in ((BEIJING, settings.beijing_port), (SINGAPORE, settings.singapore_port)):
+            site = web.TCPSite(runner, settings.host, port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ListenError(region, settings.host, port, exc) from exc
+            bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            emulator.listener_regions[bound] = region
+        urls = base_urls(emulator)
+        ready: dict[str, object] = dict(urls)
+        if settings.proxy_port is not None:
+            proxy = await start_proxy(runner, settings)
+            ready["proxy"] = proxy_info(proxy)
+        if settings.ready_file:
+            try:
+                _write_atomically(settings.ready_file, json.dumps(ready))
+            except OSError as exc:
+                raise ReadyFileError(exc.errno, exc.strerror, str(settings.ready_file)) from exc
+    except BaseException:
+        await runner.cleanup()
+        raise
+    for region, url in urls.items():  # once everything is up: a failed start is one line
         log.info("%s listening on %s", region, url)
-    ready: dict[str, object] = dict(urls)
-    if settings.proxy_port is not None:
-        proxy = await start_proxy(runner, settings)
-        ready["proxy"] = proxy_info(proxy)
-    if settings.ready_file:
-        _write_atomically(settings.ready_file, json.dumps(ready))
     return runner
 
 
@@ -131,7 +154,10 @@ async def start_proxy(runner: web.AppRunner, settings: Settings) -> ProxySite:
     if authority.created:
         log.info("made a new local CA in %s (trust it: `kf2v-mock ca`)", directory)
     site = ProxySite(runner, settings.proxy_host, settings.proxy_port or 0, authority)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError("proxy", settings.proxy_host, settings.proxy_port or 0, exc) from exc
     log.info("intercepting proxy on %s (CA %s)", site.url, authority.cert_path)
     return site
 

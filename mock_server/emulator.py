@@ -23,6 +23,7 @@ from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
 from .tasks.clip_cache import ClipCache
 from .tasks.clock import VirtualClock
+from .tasks.ids import RequestIds
 from .tasks.lifecycle import LifecycleLog
 from .tasks.models import Task
 from .tasks.regions import BEIJING, REGIONS
@@ -39,6 +40,7 @@ from .traffic.quotas import Quotas
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
+RUNS_META = "runs"  # starts on this data dir (seeded request ids differ from one run to the next)
 CLIP_CACHE_DIR = "clip-cache"
 SWEEP_BATCH = 1000  # expired uploads or policies forgotten per store call
 
@@ -68,13 +70,17 @@ class Emulator:
                     else OssSigner.create(self.data_dir / "oss"))
         if saved_signer is None:
             self.store.put_meta(OSS_META, self.oss.to_meta())
-        self.faults = FaultEngine(self.store, seed=settings.seed)
+        # Fault-rule draws are always seeded (0 without --seed): a rule fires the same way every run.
+        self.faults = FaultEngine(self.store, seed=settings.seed if settings.seed is not None else 0)
+        runs = int(self.store.get_meta(RUNS_META) or 0) + 1
+        self.store.put_meta(RUNS_META, str(runs))
+        self.request_ids = RequestIds(settings.seed, runs)
         self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
         self.journal = Journal(settings.journal_size, settings.journal_max_bytes)
         self.input_frames = InputFrames()  # what the console shows of each task's request
         # The seeded chaos run, when one is on (--chaos, POST /_mock/chaos).
-        self.chaos: ChaosRun | None = None
+        self._chaos: ChaosRun | None = None
         if settings.chaos_seed is not None:
             self.chaos = ChaosRun(settings.chaos_seed, settings.chaos_profile,
                                   timing=settings.timing)
@@ -93,6 +99,18 @@ class Emulator:
         if self.settings.clip_cache_mb <= 0:
             return None
         return ClipCache(self.data_dir / CLIP_CACHE_DIR, self.settings.clip_cache_mb * 1024 * 1024)
+
+    @property
+    def chaos(self) -> ChaosRun | None:
+        return self._chaos
+
+    @chaos.setter
+    def chaos(self, run: ChaosRun | None) -> None:
+        self._chaos = run
+        # A chaos run is asked to replay exactly: without --seed, its seed (and label) also make
+        # task ids and timelines reproducible while it is on (random again once it stops).
+        if self.settings.seed is None:
+            self.service.seed = None if run is None else f"chaos:{run.seed}:{run.label}"
 
     @property
     def inputs_dir(self) -> Path:
@@ -192,6 +210,7 @@ class Emulator:
         self.store.clear()
         self.service.reload()
         self.faults.reset_ids()
+        self.request_ids.restart()
         self.journal.clear()
         self.input_frames.clear()
         self.lifecycle.reset()

@@ -23,6 +23,7 @@ import pytest
 
 from mock_server.api.image_fetch import UrlRefused, UrlRules
 from mock_server.app import create_app, start_server
+from mock_server.cli import data_dir_problem
 from mock_server.emulator import Emulator
 from mock_server.pipeline.keys import EMULATOR
 from mock_server.store.memory import InMemoryStore
@@ -369,7 +370,7 @@ def test_a_corrupted_state_file_is_refused(tmp_path):
     store = SqliteStore(tmp_path)
     store.close()
     (tmp_path / DB_NAME).write_bytes(b"this is not a database at all" * 200)
-    with pytest.raises(DataDirError, match="not a kf2v-mock state database") as info:
+    with pytest.raises(DataDirError, match="cannot be read as kf2v-mock state") as info:
         SqliteStore(tmp_path)
     assert "\n" not in str(info.value)
 
@@ -386,21 +387,26 @@ def test_a_state_file_with_damaged_pages_is_refused(tmp_path):
         SqliteStore(tmp_path)
 
 
-def test_a_read_only_state_file_is_refused(tmp_path, monkeypatch):
-    """As on a read-only mount (root ignores file modes, so SQLite is made to open it read-only)."""
+def test_a_read_only_state_file_is_found_at_once(tmp_path, monkeypatch):
+    """As on a read-only mount (root ignores file modes, so SQLite is made to open it read-only):
+    refused when the store opens, not at the first request, and one line on the command line
+    (tests/test_startup.py runs real permission cases)."""
     SqliteStore(tmp_path).close()
     real = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect", lambda path, **kw: real(
         f"file:{path}?mode=ro", uri=True, **{k: v for k, v in kw.items() if k != "uri"}))
-    with pytest.raises(DataDirError, match="cannot use") as info:
+    with pytest.raises(sqlite3.OperationalError, match="readonly") as info:
         SqliteStore(tmp_path)
-    assert "\n" not in str(info.value)
+    line = data_dir_problem(info.value, settings_for(tmp_path, data_dir=tmp_path))
+    assert "is not writable" in line and "\n" not in line
 
 
-def test_a_data_dir_that_is_a_file_is_refused(tmp_path):
+def test_a_data_dir_that_is_a_file_is_refused_in_one_line(tmp_path):
     (tmp_path / "data").write_text("a file")
-    with pytest.raises(DataDirError, match="data"):
+    with pytest.raises(OSError) as info:
         SqliteStore(tmp_path / "data")
+    line = data_dir_problem(info.value, settings_for(tmp_path, data_dir=tmp_path / "data"))
+    assert "a file is in the way" in line
 
 
 def test_a_state_file_that_is_a_directory_is_refused(tmp_path):
@@ -434,5 +440,5 @@ def test_unusable_data_dirs_are_one_line_on_the_command_line(tmp_path):
         process.start()
     logs = process.logs()
     assert "Traceback" not in logs, logs
-    assert "not a kf2v-mock state database" in logs
-    assert process.stop() == 1
+    assert "cannot be read as kf2v-mock state" in logs
+    assert process.stop() == 2  # a start-up problem (issue 14: one line, status 2)

@@ -35,11 +35,21 @@ def task_body(task: Task | None, task_id: str, now: datetime, request_id: str,
     elif status == FAILED and task.failure is not None:
         output["code"] = task.failure.code
         output["message"] = task.failure.message
+    output["task_metrics"] = task_metrics(status)
     return body
 
 
+def task_metrics(status: str) -> dict[str, int]:
+    """``output.task_metrics`` as recorded on the real task API (real-recordings.md difference 1:
+    PENDING in the image2video family, RUNNING and SUCCEEDED on wanx-v1; FAILED as [QW-KF2V]
+    documents it), last in ``output``; one video per task. ASSUMED for CANCELED: nothing succeeded
+    or failed. An UNKNOWN answer has none (recorded)."""
+    return {"TOTAL": 1, "SUCCEEDED": int(status == SUCCEEDED), "FAILED": int(status == FAILED)}
+
+
 def list_item(task: Task, now: datetime) -> dict[str, Any]:
-    """One entry of ``GET /tasks`` (api-facts §6): epoch-millisecond times, no ``output``."""
+    """One entry of ``GET /tasks`` (api-facts §6): epoch-millisecond times, no ``output``; keys in
+    alphabetical order, as the real list writes them (real-recordings.md, R ``list-task``)."""
     item: dict[str, Any] = {
         "api_key_id": task.api_key_id,
         "caller_parent_id": task.account_id,
@@ -56,4 +66,12 @@ def list_item(task: Task, now: datetime) -> dict[str, Any]:
         item["start_time"] = epoch_ms(task.scheduled_time)
     if item["status"] in (SUCCEEDED, FAILED, CANCELED) and task.end_time is not None:
         item["end_time"] = epoch_ms(task.end_time)
-    return item
+    return dict(sorted(item.items()))
+
+
+def list_body(request_id: str, total: int, page_no: int, page_size: int,
+              items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The list answer, its top-level keys in the recorded order (R ``list-task``)."""
+    return {"total": total, "data": items,
+            "total_page": (total + page_size - 1) // page_size,
+            "page_no": page_no, "request_id": request_id, "page_size": page_size}

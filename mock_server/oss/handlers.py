@@ -241,6 +241,13 @@ async def upload(request: web.Request) -> web.Response:
             f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]',
             reason=f"the grant is for {policy.region}'s upload bucket {bucket}, not "
                    f"{request.path.strip('/')}"))
+    for name, wanted in _field_conditions(document):
+        # A form field the grant fixes (x-oss-object-acl: private, x-oss-forbid-overwrite: true)
+        # sent with another value; the text is the one real OSS answered for a public-read ACL.
+        if name in fields and fields[name] != wanted:
+            return oss_error(request, _policy_error(
+                f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]',
+                reason=f"the grant fixes {name} to {wanted!r}; the form sent {fields[name]!r}"))
     # Keys are stored as files: "", "." and ".." segments would alias or escape another path
     # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
     names = key[len(upload_dir) + 1:].split("/")
@@ -282,6 +289,12 @@ def _record_upload(request: web.Request, policy: UploadPolicy, key: str, size: i
                     content_type=content_type, created=emulator.clock.now())
     emulator.store.add_upload(upload)
     return upload
+
+
+def _field_conditions(document: dict) -> list[tuple[str, str]]:
+    """The policy's ``{"<form field>": "<value>"}`` conditions, other than the bucket's."""
+    return [(name, str(value)) for condition in document.get("conditions", [])
+            if isinstance(condition, dict) for name, value in condition.items() if name != "bucket"]
 
 
 def _policy_prefix(document: dict) -> str:

@@ -105,12 +105,17 @@ class OssSigner:
         return None
 
     # --- upload policies -------------------------------------------------------------------------
-    def make_policy(self, upload_dir: str, expires: datetime, max_bytes: int) -> tuple[str, str]:
-        """(base64 policy document, signature), the pair getPolicy hands out."""
+    def make_policy(self, upload_dir: str, expires: datetime, max_bytes: int,
+                    bucket: str) -> tuple[str, str]:
+        """(base64 policy document, signature), the pair getPolicy hands out. The document has the
+        recorded conditions, in the recorded order (real-recordings.md difference 4)."""
         document = {
             "expiration": iso_time(expires),
             "conditions": [["content-length-range", 0, max_bytes],
-                           ["starts-with", "$key", upload_dir]],
+                           ["starts-with", "$key", upload_dir],
+                           {"bucket": bucket},
+                           {"x-oss-object-acl": "private"},
+                           {"x-oss-forbid-overwrite": "true"}],
         }
         policy = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
         return policy, self._sign(policy)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from aiohttp import web
 
 from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
-from .answers import error_response
+from .answers import compress_if_accepted, error_response, http_date
 from .client_facts import client_facts
 from .endpoints import endpoint_of
 from .exchange import exchange_entry
@@ -65,7 +64,7 @@ def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -
 async def request_context(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     emulator = request.app[EMULATOR]
-    request_id = str(uuid.uuid4())
+    request_id = emulator.request_ids.next()
     request[REQUEST_ID] = request_id
     request[REGION] = _region_of(request)
     when = emulator.clock.now()
@@ -84,9 +83,10 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         response = web.Response(status=499)
     except Exception as exc:
         error = _as_dashscope_error(exc, request, request_id)
-        response = error_response(error, request_id)
+        response = error_response(error, request_id, endpoint_of(request))
         code, refusal = error.code, error.reason
     response.headers[EMULATOR_HEADER] = f"kf2v-mock/{__version__}"
+    response.headers["Date"] = http_date(emulator.clock.now())
     response.headers.setdefault("X-Request-Id", request_id)
     reason = compose(refusal, request.get(NOTES))
     if reason is not None:
@@ -96,6 +96,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     answered = response  # what the handler answered (a truncate sends only part of it)
     if not disconnected and TRUNCATE in request:
         response = await _truncated(request, response, request[TRUNCATE])
+    else:
+        compress_if_accepted(request, response)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     code = code or request.get(ERROR_CODE)
     # The admin API is not journaled (the console polls it), except the calls it refused.

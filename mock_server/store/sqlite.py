@@ -24,9 +24,12 @@ writer off for just those, so that the next write starts the WAL over from its b
 then holds about a second of writes, and ``journal_size_limit`` trims the file back after a burst:
 its size stays bounded under sustained writes.
 
-Opening fails closed with a one-line ``DataDirError``: a data dir in use, unwritable, or whose state
-file is empty, not a database or damaged (never taken for a fresh one: task ids would repeat while
-the old clips are still there). A fresh state file is made under a temporary name and renamed into
+Opening fails closed: a data dir in use, from an unknown schema, or whose state file is empty, a
+directory, not a database or damaged raises a one-line ``DataDirError`` (never taken for a fresh
+one: task ids would repeat while the old clips are still there); one that cannot be created,
+opened or written raises the ``OSError`` or ``sqlite3.OperationalError`` as it is (a read-only
+state is found at once, by a write that is rolled back). The command line turns either into one
+line (cli.data_dir_problem). A fresh state file is made under a temporary name and renamed into
 place once complete, so an empty one always means damage. A schema 1 data dir is migrated.
 """
 
@@ -88,11 +91,7 @@ class SqliteStore(Store):
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DataDirError(f"cannot use {self.data_dir} as a data dir: "
-                               f"{exc.strerror or exc}") from None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_exclusively(self.data_dir / LOCK_NAME)
         self.path = self.data_dir / DB_NAME
         try:
@@ -120,7 +119,7 @@ class SqliteStore(Store):
             self._make_fresh(path)
         elif path.stat().st_size == 0:
             raise DataDirError(f"{path} is empty: the state it held is lost; move it away to "
-                               "start this data dir afresh, or use another --data-dir")
+                               "start this data dir afresh")
         db = None
         try:
             db = _connect(path)
@@ -134,16 +133,13 @@ class SqliteStore(Store):
             db.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint()
             db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             return db
-        except sqlite3.OperationalError as exc:  # cannot open, read or write it
+        except sqlite3.OperationalError:  # cannot open or write it: as it is, for the CLI's line
             _close(db)
-            raise DataDirError(f"cannot use {path}: {exc}") from None
+            raise
         except sqlite3.DatabaseError as exc:
             _close(db)
-            raise DataDirError(f"{path} is not a kf2v-mock state database, or is damaged ({exc}); "
-                               "move it away to start afresh, or use another --data-dir") from None
-        except OSError as exc:
-            _close(db)
-            raise DataDirError(f"cannot use {path}: {exc.strerror or exc}") from None
+            raise DataDirError(f"{path} cannot be read as kf2v-mock state ({exc}): move it away to "
+                               "start afresh") from None
         except BaseException:
             _close(db)
             raise
@@ -173,7 +169,7 @@ class SqliteStore(Store):
             _migrate_from_1(db)
         elif version != SCHEMA_VERSION:
             raise DataDirError(f"{self.data_dir} holds state schema {version}; this kf2v-mock "
-                               f"reads schema {SCHEMA_VERSION} (use another --data-dir)")
+                               f"reads schema {SCHEMA_VERSION}")
         self._create_schema(db)  # tables added since the data dir was made
 
     # --- writing ---------------------------------------------------------------------------------
@@ -481,11 +477,7 @@ def _lock_exclusively(path: Path) -> int:
     """Hold an exclusive lock on ``path`` for the store's lifetime: two emulators writing one
     data dir would hand out the same task ids. The kernel drops it when the process dies (kill -9
     too)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise DataDirError(f"cannot use {path.parent} as a data dir: "
-                           f"{exc.strerror or exc}") from None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     if fcntl is None:
         return fd
     try:

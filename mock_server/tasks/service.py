@@ -44,10 +44,12 @@ class TaskService:
     (task_index.TaskIndex) - is kept in memory, derived from the store when the service starts;
     every change goes to the store first, so a write that fails changes nothing."""
 
-    def __init__(self, store: Store, clock: VirtualClock, *, seed: int = 0, timing: str = "fast",
-                 max_running: int | None = None):
+    def __init__(self, store: Store, clock: VirtualClock, *, seed: int | str | None = None,
+                 timing: str = "fast", max_running: int | None = None):
         self.store = store
         self.clock = clock
+        # None: random ids and draws, like the real service; else what they are derived from (the
+        # --seed, or a chaos run's seed while one is on: see create).
         self.seed = seed
         self.timing = timing
         # None: each model's documented cap (regions.ModelSpec.max_running).
@@ -92,8 +94,15 @@ class TaskService:
         "run_time"?}`` seconds, from a fault rule or the chaos schedule) replaces the drawn
         durations; the draws still happen, so ids stay the same."""
         sequence = self.store.next_sequence()
-        rng = random.Random(f"{self.seed}:task:{sequence}")
-        task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if self.seed is None:
+            # Real task ids are random uuid4s (real-recordings.md, difference 2): never the same
+            # twice, across resets and restarts alike; so are the timeline and the drawn seed.
+            rng = random.Random()
+            task_id = str(uuid.uuid4())
+        else:
+            # An explicit seed: the n-th task after a reset or a fresh start is the same every run.
+            rng = random.Random(f"{self.seed}:task:{sequence}")
+            task_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         timeline = draw_timeline(self.timing, rng, spec.model)
         if timing:
             timeline = Timeline(queue_wait=timing.get("queue_wait", timeline.queue_wait),

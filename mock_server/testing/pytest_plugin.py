@@ -55,13 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kf2v-timing", default=None, metavar="PROFILE",
                     help="timing profile of the kf2v emulator: fast (default) or realistic")
     group.addoption("--kf2v-seed", default=None, type=int, metavar="N",
-                    help="seed of the kf2v emulator (task ids, timings, clips); default 0")
+                    help="seed of the kf2v emulator: the same task ids, timings and clips on "
+                         "every run (default: random, like the real service)")
     group.addoption("--kf2v-clock", default=None, choices=CLOCK_MODES,
                     help="the clock at the start of each test: running (default) or frozen")
     group.addoption("--kf2v-quotas", default=None, choices=("on", "off"),
                     help="the documented rate limits: on (default, faithful) or off")
     parser.addini("kf2v_timing", "kf2v emulator timing profile (fast|realistic)", default="fast")
-    parser.addini("kf2v_seed", "kf2v emulator seed", default="0")
+    parser.addini("kf2v_seed", "kf2v emulator seed (empty: random)", default="")
     parser.addini("kf2v_clock", "clock at the start of each test (running|frozen)",
                   default="running")
     parser.addini("kf2v_quotas", "the documented rate limits (on|off)", default="on")
@@ -153,7 +154,7 @@ def _option(config: pytest.Config, name: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class PluginOptions:
     timing: str
-    seed: int
+    seed: int | None  # None: random task ids, like the real service
     clock: str
     quotas: bool
 
@@ -168,7 +169,7 @@ class PluginOptions:
         if quotas.lower() not in ("on", "off", "true", "false", "1", "0"):
             raise pytest.UsageError(f"kf2v quotas must be on or off, not {quotas!r}")
         try:
-            seed = int(_option(config, "seed"))
+            seed = int(_option(config, "seed")) if _option(config, "seed") else None
         except ValueError:
             raise pytest.UsageError("kf2v seed must be an integer") from None
         return cls(timing, seed, clock, quotas.lower() in ("on", "true", "1"))
@@ -176,7 +177,7 @@ class PluginOptions:
 
 def pytest_report_header(config: pytest.Config) -> str:
     chaos = _chaos_option(config)
-    return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed')} "
+    return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed') or 'random'} "
             f"clock={_option(config, 'clock')} quotas={_option(config, 'quotas')}"
             + (f" chaos={chaos[0]}/{chaos[1]}" if chaos else ""))
 
