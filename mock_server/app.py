@@ -27,10 +27,13 @@ from .pipeline.shaping import traffic_shaping
 from .proxy.authority import CertificateAuthority, ca_dir_for
 from .proxy.listener import ProxySite, proxy_site
 from .tasks.regions import BEIJING, SINGAPORE
+from .timeouts import TimedAppRunner
 
 log = logging.getLogger("kf2v_mock")
 SWEEP_INTERVAL = 1.0  # real seconds between sweeps of expired tasks while the clock runs
-CHECKPOINT_EVERY = 5  # sweeps between store checkpoints (in a worker thread: they fsync)
+# Sweeps between store checkpoints (in a worker thread: they fsync). Every sweep: the WAL then
+# holds about a second of writes (store/sqlite.py).
+CHECKPOINT_EVERY = 1
 
 
 def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> web.Application:
@@ -38,7 +41,8 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
     # Outermost first: every request gets an id and a region, /_mock/ its access check, bodies their
     # cap, and API/OSS requests their traffic shaping (scenarios, quotas, faults), in that order.
     app = web.Application(middlewares=[request_context, admin_access, body_limit, traffic_shaping],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes,
+                          handler_args=handler_settings(settings))
     app[EMULATOR] = emulator or Emulator(settings)
     # Started first and cleaned up last: nothing may use the emulator after it is closed.
     app.cleanup_ctx.append(_emulator_lifetime)
@@ -48,6 +52,13 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
     admin_routes.setup_routes(app)
     oss_routes.setup_routes(app)  # last: it ends with a catch-all under its buckets
     return app
+
+
+def handler_settings(settings: Settings) -> dict:
+    """What aiohttp's per-connection handler is given: no decompression of request bodies
+    (pipeline/bodies.py decodes them, so a lying Content-Encoding is a DashScope 400, not a server
+    error) and the idle timeout between requests (timeouts.py has the other two)."""
+    return {"auto_decompress": False, "keepalive_timeout": settings.idle_timeout}
 
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
@@ -64,9 +75,12 @@ async def _expiry_sweeper(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         for count in itertools.count(1):
             await asyncio.sleep(SWEEP_INTERVAL)
-            emulator.sweep()
-            if count % CHECKPOINT_EVERY == 0:
-                await loop.run_in_executor(None, emulator.checkpoint)
+            try:  # a store that fails now and then must not end the sweeping for good
+                emulator.sweep()
+                if count % CHECKPOINT_EVERY == 0:
+                    await loop.run_in_executor(None, emulator.checkpoint)
+            except Exception:
+                log.exception("expiry sweep or store checkpoint failed; trying again")
 
     task = asyncio.get_running_loop().create_task(sweep_forever())
     yield
@@ -96,7 +110,10 @@ class ReadyFileError(OSError):
 async def start_server(app: web.Application, settings: Settings) -> web.AppRunner:
     """Bind both regions' listeners (port 0 picks a free one) and write the ready file. On failure
     everything started is stopped again (the data dir is released) before the error is raised."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = TimedAppRunner(app, access_log=None, handle_signals=False,
+                            header_timeout=settings.header_timeout,
+                            body_timeout=settings.body_timeout,
+                            handler_kwargs={**handler_settings(settings), "access_log": None})
     try:
         await runner.setup()
         emulator = app[EMULATOR]

@@ -272,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
                          default=_env_flag("no-doc-sample-urls"),
                          help="fetch the API document's two sample image URLs like any other "
                               "(default: answered with the built-in sample frames)")
+    benchmarks = serve.add_argument_group("benchmarks")
+    benchmarks.add_argument("--no-render", action="store_true", default=_env_flag("no-render"),
+                            help="keep no frames and render no clips: tasks succeed without a "
+                                 "video (result links answer 404); for benchmarks of everything "
+                                 "else (benchmarks/bench_scale.py)")
     # Listed for --help; main() hands "run" to run_main(), which reuses the serve flags above.
     commands.add_parser("run", usage=RUN_USAGE, add_help=False,
                         help="serve on free ports, run COMMAND against it, stop; exit with its status")
@@ -313,7 +318,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         allow_loopback_image_urls=not args.deny_loopback_image_urls,
         asset_map=asset_map, doc_sample_urls=not args.no_doc_sample_urls,
         render_preset=args.render_preset, clip_cache_mb=args.clip_cache_mb, **proxy_settings(args),
-        chaos_seed=args.chaos, chaos_profile=args.chaos_profile)
+        chaos_seed=args.chaos, chaos_profile=args.chaos_profile, render=not args.no_render)
 
 
 # --- starting: every way it can fail becomes one StartupError line ----------------------------------

@@ -77,6 +77,15 @@ class Settings:
     # schedule with this profile; None: off.
     chaos_seed: int | None = None
     chaos_profile: str = "default"
+    # Slow and stuck clients (timeouts.py; README "Slow and stuck clients"), in seconds: a
+    # request's line and headers from its first byte; a connection idle between requests; a
+    # request body arriving, without a byte.
+    header_timeout: float = 20.0
+    idle_timeout: float = 75.0
+    body_timeout: float = 60.0
+    # False (--no-render, for benchmarks): no frames kept and no clip rendered; a task counts as
+    # rendered at once and its result link answers 404.
+    render: bool = True
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,

@@ -52,8 +52,8 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
         raise DashScopeError.of("out_of_definition", parameter="parameters",
                                 reason=f"parameters is a {type(params).__name__}, not an object")
 
-    prompt = _optional_str(inputs, "prompt", "input.prompt")
-    negative = _optional_str(inputs, "negative_prompt", "input.negative_prompt")
+    prompt = _text(inputs, "prompt", "input.prompt")
+    negative = _text(inputs, "negative_prompt", "input.negative_prompt")
     template = _optional_str(inputs, "template", "input.template") or None
     first = _optional_str(inputs, "first_frame_url", "input.first_frame_url") or None
     last = _optional_str(inputs, "last_frame_url", "input.last_frame_url") or None
@@ -126,6 +126,21 @@ def _optional_str(container: dict, key: str, label: str) -> str | None:
         return value
     raise DashScopeError.of("out_of_definition", parameter=label,
                             reason=f"{label} is {quoted(value)}, not a string")
+
+
+def _text(container: dict, key: str, label: str) -> str | None:
+    """A prompt: a string that is text. A lone UTF-16 surrogate (``"\\ud800"``, valid JSON) is no
+    character at all: it cannot be extended, stored or echoed, so it is refused like a bad value."""
+    value = _optional_str(container, key, label)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            lone = f"\\u{ord(value[exc.start]):04x}"
+            raise DashScopeError.of("out_of_definition", parameter=label, reason=(
+                f"{label} holds a lone UTF-16 surrogate ({lone} at character {exc.start}), "
+                "which is no character: it cannot be stored or sent back")) from None
+    return value
 
 
 def _optional_bool(container: dict, key: str, default: bool, where: str = "parameters.") -> bool:

@@ -98,15 +98,25 @@ async def create_task(request: web.Request) -> web.Response:
     # A long PENDING or RUNNING set by a fault rule, a scenario or the chaos schedule.
     timing = plan.task_timing(spec.model, spec.prompt) if plan is not None else None
     width, height = output_size(first.width, first.height, spec.resolution)
-    task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
-                                   height=height, failure=failure, timing=timing)
-    request[TASK_ID] = task.task_id
-    request.app[EMULATOR].input_frames.keep(task.task_id, first, last)
+    # All or nothing: the frames are kept first (on disk with a durable store), then the task is
+    # stored; if either fails, nothing is left and the create answers 500. Once both are done a
+    # crash cannot lose the clip, and only then is the task acknowledged.
+    synthesizer = emulator.synthesizer
+    inputs = None
     if failure is None:
-        # With a durable store this returns once the frames are on disk: from then on a crash
-        # cannot lose the clip, so only then is the task acknowledged.
-        await emulator.synthesizer.accept(task, region.result_bucket, first.data,
-                                          last.data if last is not None else None)
+        inputs = await synthesizer.keep_inputs(first.data, last.data if last is not None else None)
+    try:
+        task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
+                                       height=height, failure=failure, timing=timing,
+                                       inputs=inputs.ref if inputs is not None else None)
+    except BaseException:
+        if inputs is not None:
+            synthesizer.discard_inputs(inputs)
+        raise
+    request[TASK_ID] = task.task_id
+    emulator.input_frames.keep(task.task_id, first, last)
+    if inputs is not None:
+        synthesizer.accept(task, region.result_bucket, inputs)
     # Key order as in the documented example (api-facts §4.1).
     return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
                           "request_id": request[REQUEST_ID]}, endpoint="create")

@@ -34,7 +34,11 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def json_bytes(body: Any) -> bytes:
-    return _JSON.encode(body).encode()
+    text = _JSON.encode(body)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate a client sent (a fault rule): \u-escaped
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
 def content_type_of(endpoint: str | None) -> str:

@@ -52,6 +52,9 @@ def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -
                                  f"on {request.path} (allowed: {allowed})")
     if isinstance(exc, web.HTTPException):
         return DashScopeError(exc.status, "InvalidParameter", exc.reason, reason=exc.reason)
+    if isinstance(exc, web.RequestPayloadError):
+        # A body that cannot be read as sent (a broken transfer or content encoding).
+        return DashScopeError.of("invalid_body", reason=f"the body could not be read: {exc}")
     log.error("unhandled error, request_id=%s", request_id, exc_info=exc)
     return DashScopeError.of(  # never a traceback on the wire
         "internal_error", reason=f"unhandled {type(exc).__name__} in the emulator (see its log)")
@@ -73,6 +76,11 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except Disconnect:
         disconnected = True
         response = web.Response(status=499)  # never sent: the transport is gone
+    except ConnectionError:
+        if not _client_gone(request):
+            raise
+        disconnected = True  # the client left mid-body: nobody to answer, nothing went wrong
+        response = web.Response(status=499)
     except Exception as exc:
         error = _as_dashscope_error(exc, request, request_id)
         response = error_response(error, request_id, endpoint_of(request))
@@ -114,6 +122,10 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
                      extra={"request_id": request_id, "status": outcome, "code": code,
                             "reason": reason})
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 async def _truncated(request: web.Request, response: web.StreamResponse,

@@ -227,8 +227,11 @@ class Kf2v:
 
     # inspection
     def tasks(self) -> list[dict]:
-        """Every task with its full timeline (``GET /_mock/tasks``), oldest first."""
-        return self.admin("GET", "/_mock/tasks")["tasks"]
+        """Every task with its full timeline (``GET /_mock/tasks``, page by page), oldest first."""
+        pages = [self.admin("GET", "/_mock/tasks")]
+        while pages[-1].get("older"):
+            pages.append(self.admin("GET", f"/_mock/tasks?before={pages[-1]['older']}"))
+        return [task for page in reversed(pages) for task in page["tasks"]]
 
     def task(self, task_id: str) -> dict:
         for task in self.tasks():
@@ -333,7 +336,7 @@ class Kf2v:
         """On the server's loop: report, or move the clock to the task's next transition."""
         from ..tasks.clock import ClockError
         emulator = self.server.emulator
-        task = emulator.store.get_task(task_id)
+        task = emulator.service.find(task_id)
         if task is None:
             return "fail", f"the emulator has no task {task_id}"
         now = emulator.clock.now()
