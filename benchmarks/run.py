@@ -442,10 +442,15 @@ def bench_load(args, wrk: Wrk, figures: dict, frames: tuple[bytes, bytes], ref_d
 
 
 def _rendering(server: ServeProcess) -> bool:
-    """Whether a clip is still to be written (the admin API's view of every task)."""
-    tasks = json.loads(http("GET", server.root_url() + "/_mock/tasks")[1])["tasks"]
-    return any(t["failure"] is None and not t["video_ready"] and t["canceled_time"] is None
-               for t in tasks)
+    """Whether a clip is still to be written (the admin API's view of every task, page by page)."""
+    url = server.root_url() + "/_mock/tasks"
+    while url:
+        page = json.loads(http("GET", url)[1])
+        if any(t["failure"] is None and not t["video_ready"] and t["canceled_time"] is None
+               for t in page["tasks"]):
+            return True
+        url = page.get("older") and f"{server.root_url()}/_mock/tasks?before={page['older']}"
+    return False
 
 
 def bench_startup(args, work: Path, figures: dict) -> None:

@@ -209,13 +209,18 @@ class Client(threading.Thread):
 
 def server_task_ids(base_url: str) -> set[str] | None:
     admin = base_url.rsplit("/api/v1", 1)[0] + "/_mock/tasks"
+    ids: set[str] = set()
+    url = admin
     try:
         session = requests.Session()
         session.trust_env = False
-        tasks = session.get(admin, timeout=30).json()["tasks"]
+        while url:  # page by page
+            page = session.get(url, timeout=30).json()
+            ids.update(t["task_id"] for t in page["tasks"])
+            url = f"{admin}?before={page['older']}" if page.get("older") else None
     except (requests.RequestException, ValueError, KeyError):
         return None
-    return {t["task_id"] for t in tasks}
+    return ids
 
 
 def soak(args: argparse.Namespace, extra: list[str]) -> dict:

@@ -5,6 +5,8 @@ Markers (exactly one per test):
 
 - ``parity_verified(date="YYYY-MM-DD", region="cn-beijing")``: passed against the real service;
 - ``parity_documented(source="...")``: what the test asserts comes from the documentation;
+- ``parity_recorded(source="...")``: what the test asserts is what the real service was recorded
+  answering (contract/recordings.py; the source names the recording);
 - ``parity_emulator_only(reason="...")``: emulator behaviour with nothing real to compare with.
 
 Each may carry ``assumptions=[...]``: topics of docs/assumptions.md rows the test relies on (its
@@ -30,6 +32,7 @@ ASSUMPTIONS = REPO / "docs" / "assumptions.md"
 MARKERS = {
     "parity_verified": "verified against the real service (date=, region=)",
     "parity_documented": "derived from the documentation (source=)",
+    "parity_recorded": "matches a recording of the real service (source=)",
     "parity_emulator_only": "emulator-only behaviour, nothing real to compare with (reason=)",
 }
 
@@ -68,8 +71,8 @@ def marker_problems(items: list[pytest.Item], root: Path, topics: set[str] | Non
         if mark.name == "parity_verified" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}",
                                                                str(mark.kwargs.get("date", ""))):
             problems.append(f"{item.nodeid}: parity_verified needs date='YYYY-MM-DD'")
-        if mark.name == "parity_documented" and not mark.kwargs.get("source"):
-            problems.append(f"{item.nodeid}: parity_documented needs source=")
+        if mark.name in ("parity_documented", "parity_recorded") and not mark.kwargs.get("source"):
+            problems.append(f"{item.nodeid}: {mark.name} needs source=")
         if mark.name == "parity_emulator_only" and not mark.kwargs.get("reason"):
             problems.append(f"{item.nodeid}: parity_emulator_only needs reason=")
         if topics is not None:
@@ -119,7 +122,8 @@ def render(items: list[pytest.Item], root: Path, runs: dict[str, dict[str, str]]
         counts[mark.name] += 1
         basis = (mark.kwargs.get("source") or mark.kwargs.get("reason")
                  or f"real service, {mark.kwargs.get('region', '?')}")
-        verified = mark.kwargs["date"] if mark.name == "parity_verified" else "never"
+        verified = {"parity_verified": mark.kwargs.get("date"),
+                    "parity_recorded": "against a recording"}.get(mark.name, "never")
         run = runs.get(item.nodeid)
         last_run = f"{run['date']} {run['outcome']} ({run['region']})" if run else "—"
         deviations = "; ".join(f"[{t}](../docs/assumptions.md)" for t in
@@ -142,6 +146,9 @@ def render(items: list[pytest.Item], root: Path, runs: dict[str, dict[str, str]]
         "- **documented**: asserts what the documentation says (examples in "
         "`contract/openapi.yaml`, sources in `shared/spec/api-facts.md`); not yet run against "
         "the real service unless *last real run* says so;",
+        "- **recorded**: asserts what the real service was recorded answering (other people's raw "
+        "captures of the same task API, `shared/spec/real-recordings.md`; the basis names the "
+        "recording, `contract/recordings.py` holds the facts): verified against a recording;",
         "- **emulator_only**: behaviour of the emulator alone.",
         "",
         "*Last real run* comes from `contract/real-runs.json`, written by `--target real` runs. "

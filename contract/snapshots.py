@@ -11,6 +11,10 @@ only; ``provenance`` says where the stored one came from:
 - ``documented: ...``: written from a documented example (contract/openapi.yaml's ``examples``) by an
   emulator run with ``--snapshot-update``, which also checks that the emulator's answer agrees;
 - ``recorded: ...``: an answer of the real service, written by ``--target real --snapshot-update``.
+
+A documented example may be amended with fields the real service was recorded sending that the
+documentation's example lacks (``recorded={"output.task_metrics": (value, source)}``, from
+contract/recordings.py); the provenance then names each amendment and its recording.
 """
 
 from __future__ import annotations
@@ -114,7 +118,8 @@ class Snapshots:
         self.updating = updating
         self.placeholders = Placeholders()
 
-    def match(self, name: str, body: Any, *, documented: tuple[str, str, str] | None = None) -> None:
+    def match(self, name: str, body: Any, *, documented: tuple[str, str, str] | None = None,
+              recorded: dict[str, tuple[Any, str]] | None = None) -> None:
         actual = self.placeholders.normalise(body)
         today = date.today().isoformat()
         if self.updating and not self.target.is_emulator:
@@ -133,8 +138,20 @@ class Snapshots:
             provenance = (f"documented: contract/openapi.yaml {op} {status} example {example!r} "
                           f"(official kf2v API reference, edition of 2025-11-26 and its 2.2 "
                           f"update; see its summary for the page); derived {today}")
+            for path, (value, source) in (recorded or {}).items():
+                _set_path(expected, path, value)
+                provenance += (f"; recorded: {path} as the real service sent it ({source}; "
+                               f"shared/spec/real-recordings.md)")
             assert self.snapshot(name=name) == {"provenance": provenance, "response": expected}
             assert actual == expected, "the emulator disagrees with the documented example"
             return
         assert self.snapshot(name=name) == {"provenance": "(compared on response only)",
                                             "response": actual}
+
+
+def _set_path(document: dict, path: str, value: Any) -> None:
+    """``_set_path(d, "output.task_metrics", v)``: d["output"]["task_metrics"] = v."""
+    *parents, last = path.split(".")
+    for key in parents:
+        document = document[key]
+    document[last] = value

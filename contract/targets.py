@@ -80,7 +80,8 @@ class ContractViolation(AssertionError):
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str]
+    headers: requests.structures.CaseInsensitiveDict
+    raw: bytes = b""  # the body's bytes, as sent (decompressed when it came gzipped)
 
 
 class Api:
@@ -101,7 +102,7 @@ class Api:
                                              response.status_code, body)
         if errors:
             raise ContractViolation(f"{method} {path}: " + "; ".join(errors))
-        return Reply(response.status_code, body, dict(response.headers))
+        return Reply(response.status_code, body, response.headers, response.content)
 
     def create(self, body: dict | None = None, *, key: str | None = "", async_header: bool = True,
                path: str = "/services/aigc/image2video/video-synthesis", raw: bytes | None = None,

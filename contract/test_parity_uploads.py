@@ -58,3 +58,21 @@ def test_upload_with_a_bad_signature_is_refused_in_oss_xml(policy):
     assert answer.headers["Content-Type"].startswith("application/xml")
     assert load_contract().xml_errors(403, answer.text) == []
     assert "<Code>SignatureDoesNotMatch</Code>" in answer.text
+
+
+@pytest.mark.parity_documented(
+    source="[UPLOAD]: a temporary URL is bound to the model it was requested for; getPolicy for "
+           "qwen-vl-plus answered as recorded (R get-upload-policy)",
+    assumptions=["`oss://` key that is unknown, expired, or from another account/model",
+                 "getPolicy with no or unknown model"])
+def test_an_upload_granted_for_another_model_is_refused_in_a_kf2v_create(api):
+    """An upload through a qwen-vl-plus grant cannot be used as a kf2v frame (nothing is created)."""
+    reply = api.get_policy("qwen-vl-plus")
+    assert reply.status == 200, reply.body
+    sent, url = upload(reply.body["data"], "first.jpg", frame_bytes(640, 480, seed=9, fmt="JPEG"))
+    assert sent.status_code == 200
+    body = api.body()
+    body["input"].update(first_frame_url=url, last_frame_url=url)
+    refused = api.create(body, headers={"X-DashScope-OssResourceResolve": "enable"})
+    assert refused.status == 400, refused.body
+    assert refused.body["code"] == "InvalidParameter.DataInspection"

@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .api.image_fetch import UrlRules
-from .api.image_intake import DOWNLOAD_TIMEOUT_SECONDS
+from .api.image_intake import DOWNLOAD_TIMEOUT_SECONDS, LocalUrls
+from .assets.asset_map import AssetMapping
 from .tasks.accounts import KeySpec
 from .traffic.journal import DEFAULT_MAX_BYTES as JOURNAL_MAX_BYTES
 from .traffic.journal import DEFAULT_SIZE as JOURNAL_SIZE
@@ -25,7 +26,9 @@ class Settings:
     # With a data_dir: True keeps the state in memory anyway (only clips and uploads go there);
     # False keeps it in a SQLite store there, so it survives restarts (README, "Persistence").
     in_memory: bool = False
-    seed: int = 0
+    # None (default): task ids, timelines, drawn seeds and prompts are random, like the real
+    # service's (ids never repeat across resets or restarts); a number makes them reproducible.
+    seed: int | None = None
     timing: str = "fast"
     ready_file: Path | None = None
     # None: the documented per-model cap (2). ASSUMPTION, see docs/assumptions.md.
@@ -59,6 +62,11 @@ class Settings:
     # /_mock/ answers loopback peers only; with a token, other peers that send it in
     # X-Mock-Admin-Token too (admin/access.py).
     admin_token: str | None = None
+    # Image URLs answered from this machine (api/image_intake.py, README "Sample frames and your
+    # own images"): a user's URL prefixes mapped to directories, and the API document's two sample
+    # URLs (served from the built-in frames unless turned off).
+    asset_map: list[AssetMapping] = field(default_factory=list)
+    doc_sample_urls: bool = True
     # The intercepting proxy (proxy/; README "Clients you cannot change"): None = off, 0 = a free
     # port. Loopback unless told otherwise. Its CA lives in ca_dir, else DATA_DIR/ca, else a
     # per-user directory (proxy/authority.py).
@@ -69,7 +77,19 @@ class Settings:
     # schedule with this profile; None: off.
     chaos_seed: int | None = None
     chaos_profile: str = "default"
+    # Slow and stuck clients (timeouts.py; README "Slow and stuck clients"), in seconds: a
+    # request's line and headers from its first byte; a connection idle between requests; a
+    # request body arriving, without a byte.
+    header_timeout: float = 20.0
+    idle_timeout: float = 75.0
+    body_timeout: float = 60.0
+    # False (--no-render, for benchmarks): no frames kept and no clip rendered; a task counts as
+    # rendered at once and its result link answers 404.
+    render: bool = True
 
     def image_url_rules(self) -> UrlRules:
         return UrlRules(allow_private=self.allow_private_image_urls,
                         allow_loopback=self.allow_loopback_image_urls)
+
+    def local_urls(self) -> LocalUrls:
+        return LocalUrls(asset_map=tuple(self.asset_map), doc_samples=self.doc_sample_urls)

@@ -23,6 +23,7 @@ from .store.sqlite import SqliteStore
 from .tasks.accounts import KeyRing
 from .tasks.clip_cache import ClipCache
 from .tasks.clock import VirtualClock
+from .tasks.ids import RequestIds
 from .tasks.lifecycle import LifecycleLog
 from .tasks.models import Task
 from .tasks.regions import BEIJING, REGIONS
@@ -39,7 +40,9 @@ from .traffic.quotas import Quotas
 log = logging.getLogger("kf2v_mock")
 CLOCK_META = "clock"
 OSS_META = "oss_signer"
+RUNS_META = "runs"  # starts on this data dir (seeded request ids differ from one run to the next)
 CLIP_CACHE_DIR = "clip-cache"
+SWEEP_BATCH = 1000  # expired uploads or policies forgotten per store call
 
 
 class Emulator:
@@ -56,23 +59,28 @@ class Emulator:
         self.keys = KeyRing(settings.api_keys)
         self.service = TaskService(self.store, self.clock, seed=settings.seed,
                                    timing=settings.timing, max_running=settings.max_running)
+        self._not_before(self.service.latest_event)
         self.synthesizer = Synthesizer(self.service, self.data_dir / "oss",
                                        workers=settings.render_workers,
                                        preset=settings.render_preset,
                                        inputs_dir=self.inputs_dir if store.durable else None,
-                                       cache=self._clip_cache())
+                                       cache=self._clip_cache(), render=settings.render)
         saved_signer = self.store.get_meta(OSS_META)
         self.oss = (OssSigner.from_meta(saved_signer, self.data_dir / "oss") if saved_signer
                     else OssSigner.create(self.data_dir / "oss"))
         if saved_signer is None:
             self.store.put_meta(OSS_META, self.oss.to_meta())
-        self.faults = FaultEngine(self.store, seed=settings.seed)
+        # Fault-rule draws are always seeded (0 without --seed): a rule fires the same way every run.
+        self.faults = FaultEngine(self.store, seed=settings.seed if settings.seed is not None else 0)
+        runs = int(self.store.get_meta(RUNS_META) or 0) + 1
+        self.store.put_meta(RUNS_META, str(runs))
+        self.request_ids = RequestIds(settings.seed, runs)
         self.quotas = Quotas(self.clock, submit_rps=settings.submit_rps,
                              query_qps=settings.query_qps, policy_qps=settings.policy_qps)
         self.journal = Journal(settings.journal_size, settings.journal_max_bytes)
         self.input_frames = InputFrames()  # what the console shows of each task's request
         # The seeded chaos run, when one is on (--chaos, POST /_mock/chaos).
-        self.chaos: ChaosRun | None = None
+        self._chaos: ChaosRun | None = None
         if settings.chaos_seed is not None:
             self.chaos = ChaosRun(settings.chaos_seed, settings.chaos_profile,
                                   timing=settings.timing)
@@ -81,8 +89,8 @@ class Emulator:
         # Local port -> region, filled in once the listeners are bound (port 0 picks a free one).
         self.listener_regions: dict[int, str] = {}
         self.service.on_expired = self._forget_task_files
-        self.lifecycle = LifecycleLog(self.store, self.clock)
-        self.lifecycle.adopt(self.store.tasks())  # a data dir picked up again: no past lines
+        self.lifecycle = LifecycleLog(self.service.find, self.clock)
+        self.lifecycle.adopt(self.service.iter_tasks())  # a data dir picked up again: no past lines
         self.service.on_changed = self.lifecycle.changed
         self.clock.on_change(self._save_clock)
         self.clock.on_change(self.sweep)
@@ -91,6 +99,18 @@ class Emulator:
         if self.settings.clip_cache_mb <= 0:
             return None
         return ClipCache(self.data_dir / CLIP_CACHE_DIR, self.settings.clip_cache_mb * 1024 * 1024)
+
+    @property
+    def chaos(self) -> ChaosRun | None:
+        return self._chaos
+
+    @chaos.setter
+    def chaos(self, run: ChaosRun | None) -> None:
+        self._chaos = run
+        # A chaos run is asked to replay exactly: without --seed, its seed (and label) also make
+        # task ids and timelines reproducible while it is on (random again once it stops).
+        if self.settings.seed is None:
+            self.service.seed = None if run is None else f"chaos:{run.seed}:{run.label}"
 
     @property
     def inputs_dir(self) -> Path:
@@ -105,12 +125,16 @@ class Emulator:
         if saved is None:  # a fresh data dir: the configured start
             clock = VirtualClock(self.settings.clock_start, frozen=self.settings.clock_frozen)
         else:
-            # Never before anything already recorded, even if the host's clock went back.
-            latest = max((t.canceled_time or t.submit_time for t in self.store.tasks()),
-                         default=None)
-            clock = VirtualClock.resume(json.loads(saved), not_before=latest)
+            clock = VirtualClock.resume(json.loads(saved))
         self._save_clock(clock)
         return clock
+
+    def _not_before(self, latest: datetime | None) -> None:
+        """Never before anything already recorded, even if the host's clock went back (the
+        service has read every task by now)."""
+        if latest is not None and latest > self.clock.now():
+            self.clock.set(latest)  # no listeners yet: nothing else runs
+            self._save_clock(self.clock)
 
     def _save_clock(self, clock_or_now: VirtualClock | datetime) -> None:
         # A running clock's reading follows from (reading, wall time) saved at its last change, so
@@ -134,25 +158,24 @@ class Emulator:
         if removed:
             log.info("removed %d half-written file(s) left by a previous run", len(removed))
         kept = set(await loop.run_in_executor(None, _listdir, self.inputs_dir))
-        # A create or cancel cut off between its writes left start times stale: recompute them.
-        self.service.reschedule_all()
-        now = self.clock.now()
-        resumed = 0
-        for task in self.store.tasks():
-            if not _needs_clip(task, now):
-                if task.task_id in kept:
-                    self.synthesizer.forget_inputs(task.task_id)
-            elif task.task_id in kept:
+        needed, resumed, lost = set(), 0, 0
+        for task in self.service.unfinished():
+            if task.inputs in kept:
+                needed.add(task.inputs)
                 self.synthesizer.resume(task, REGIONS[task.region].result_bucket)
                 resumed += 1
             else:
-                # Its frames are written before a create is answered: this one never was.
-                log.info("dropping task %s: its create was never answered", task.task_id)
-                self.store.delete_task(task.task_id)
-        for task_id in kept - {t.task_id for t in self.store.tasks()}:
-            self.synthesizer.forget_inputs(task_id)  # of a task reset or dropped meanwhile
+                # Its frames are gone (deleted by hand, or a schema 1 create cut off before
+                # they were written): its clip can never be made. It fails like a render would,
+                # and keeps its place in its queue (dropping it would move the others).
+                self.service.mark_render_failed(task.task_id)
+                lost += 1
+        for ref in kept - needed:
+            self.synthesizer.forget_inputs(ref)  # of a task done, reset, swept or never stored
         if resumed:
             log.info("rendering %d unfinished clip(s) again", resumed)
+        if lost:
+            log.warning("%d unfinished task(s) have lost their input frames: they fail", lost)
 
     def checkpoint(self) -> None:
         """Disk housekeeping of the store; blocks, so the app calls it in a worker thread."""
@@ -164,20 +187,20 @@ class Emulator:
         now = now or self.clock.now()
         self.lifecycle.tick(now)  # transitions due are logged before the sweep forgets tasks
         self.service.sweep_expired(now)
-        for upload in self.store.uploads():
-            if now >= upload.expires_at:
-                self.store.delete_upload(upload.key)
+        while uploads := self.store.expired_uploads(now, SWEEP_BATCH):
+            self.store.delete_uploads([u.key for u in uploads])
+            for upload in uploads:
                 self.synthesizer.remove_file(Path(upload.path))
-        for policy in self.store.policies():
-            if now >= policy.expires:
-                self.store.delete_policy(policy.upload_dir)
+        while policies := self.store.expired_policies(now, SWEEP_BATCH):
+            self.store.delete_policies([p.upload_dir for p in policies])
 
     def _forget_task_files(self, task: Task) -> None:
         self.lifecycle.forget(task)
         if task.video_key:
             bucket = REGIONS[task.region].result_bucket
             self.synthesizer.remove_file(self.synthesizer.path_for(bucket, task.video_key))
-        self.synthesizer.forget_inputs(task.task_id)
+        if task.inputs:
+            self.synthesizer.forget_inputs(task.inputs)
 
     async def reset(self) -> None:
         """Forget every task, upload, file, fault rule, journal entry and quota count; keys, seed
@@ -185,7 +208,9 @@ class Emulator:
         self.synthesizer.reset()
         await self.synthesizer.drain()
         self.store.clear()
+        self.service.reload()
         self.faults.reset_ids()
+        self.request_ids.restart()
         self.journal.clear()
         self.input_frames.clear()
         self.lifecycle.reset()
@@ -203,12 +228,6 @@ class Emulator:
         self.store.close()
         if self._own_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _needs_clip(task: Task, now: datetime) -> bool:
-    """Whether ``task`` may still report SUCCEEDED without its clip written yet."""
-    return (task.failure is None and not task.video_ready and task.canceled_time is None
-            and now < task.expires_at)
 
 
 def _listdir(path: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.cli import build_parser, settings_from_args
+from mock_server.cli import StartupError, build_parser, settings_from_args
 from mock_server.tasks.accounts import KeySpec
 from mock_server.testing.serve_process import ServeProcess
 
@@ -58,7 +58,7 @@ def test_command_line_names_and_key_syntax():
     assert settings.api_keys == [KeySpec("cn-beijing", "sk-a", "team"),
                                  KeySpec("ap-southeast-1", "sk-b", None)]
     assert (settings.timing, settings.seed, str(settings.data_dir)) == ("realistic", 3, "/tmp/x")
-    with pytest.raises(SystemExit):
+    with pytest.raises(StartupError, match="invalid choice: 'slow'|'slow' is not a timing profile"):
         build_parser().parse_args(["serve", "--timing", "slow"])
     with pytest.raises(ValueError):
         KeySpec.parse("mars-1=sk-x")

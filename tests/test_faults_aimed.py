@@ -74,9 +74,9 @@ async def test_task_timing_alone_keeps_the_other_duration(client):
     await add_fault(client, {"task_timing": {"queue_wait": 30}})
     await create(client)
     (task,) = await tasks(client)
-    submit = client.emulator.store.tasks()[0].submit_time
+    stored = client.emulator.service.find(task["task_id"])  # with its derived start
     assert task["queue_wait_seconds"] == 30 and task["run_seconds"] < 2
-    assert client.emulator.store.tasks()[0].scheduled_time == submit + timedelta(seconds=30)
+    assert stored.scheduled_time == stored.submit_time + timedelta(seconds=30)
 
 
 @pytest.mark.parametrize("body, words", [

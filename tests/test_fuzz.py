@@ -125,7 +125,9 @@ def fuzz_settings(data_dir, **overrides) -> Settings:
                   # scenarios off: an invented X-Mock-Scenario header must not inject a 5xx.
                   quotas=False, scenarios=False,
                   # Image URLs fail fast: every host but loopback is refused by network_guard.
-                  download_timeout=2.0)
+                  # The documented sample URLs too (no built-in stand-ins): otherwise every example
+                  # built on the documented body would render a clip, 1080P ones included.
+                  download_timeout=2.0, doc_sample_urls=False)
     values.update(overrides)
     return Settings(**values)
 

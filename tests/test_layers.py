@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mock_server"
 ENTRANCE = "(entrance)"  # the top-level modules: cli, config, app, emulator, __main__
 FLOORS = {
     "media": 0,      # clip rendering: bytes and numbers in, an MP4 out
+    "assets": 0,     # images answered offline: built-in sample frames, --asset-map files
     "tasks": 1,      # the domain: lifecycle, clock, keys, regions, errors, the Store interface
     "store": 2,      # Store implementations (memory, SQLite)
     "traffic": 2,    # quotas, fault rules, scenarios, journal (models, no HTTP)

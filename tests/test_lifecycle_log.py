@@ -109,7 +109,7 @@ def test_a_tick_costs_what_is_due_not_what_is_stored(tmp_path):
     store = CountingStore()
     clock = VirtualClock(T0, frozen=True)
     service = TaskService(store, clock)
-    lifecycle = LifecycleLog(store, clock)
+    lifecycle = LifecycleLog(service.find, clock)
     service.on_changed = lifecycle.changed
     account = KeyRing([]).keys()[0]
     from mock_server.api.create_body import parse_create_body

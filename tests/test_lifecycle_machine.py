@@ -155,7 +155,7 @@ class Lifecycle(RuleBasedStateMachine):
         """Just before, at, or just after a task starts, ends or expires (24 h after submit), if
         the clock has not passed that moment yet. The times come from the emulator's own record
         (white box) only to aim the clock; everything checked is read over HTTP."""
-        task = self.emulator.store.get_task(task_id)
+        task = self.emulator.service.find(task_id)
         if moment == "expiry":
             when = self.submitted[task_id] + TASK_TTL
         elif task is None or task.scheduled_time is None:

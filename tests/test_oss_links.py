@@ -37,7 +37,7 @@ async def succeeded_task(client) -> dict:
     url = done["output"]["video_url"]
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}" == str(client.make_url("")).rstrip("/")
-    task = client.emulator.store.get_task(task_id)
+    task = client.emulator.service.find(task_id)
     path = client.emulator.synthesizer.path_for(BJ_BUCKET, task.video_key)
     return {"task_id": task_id, "url": url, "path_qs": f"{parts.path}?{parts.query}",
             "path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},

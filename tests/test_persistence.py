@@ -19,7 +19,7 @@ from mock_server.store.sqlite import DB_NAME, DataDirError, SqliteStore
 from mock_server.tasks.clock import VirtualClock
 from mock_server.tasks.models import Failure, Task, TaskSpec, Upload, UploadPolicy
 from tests import contract_check
-from tests.conftest import T0, create, kf2v_body, query
+from tests.conftest import T0, auth, create, kf2v_body, query
 from tests.conftest import test_settings as settings_for
 from tests.test_uploads import FIRST, LAST, RESOLVE, get_policy, upload
 
@@ -56,7 +56,8 @@ def test_every_record_survives_reopening_the_store(tmp_path):
 
     store = SqliteStore(tmp_path)
     try:
-        assert store.tasks() == [task] and store.get_task("t-1") == task
+        stored = replace(task, scheduled_time=None)  # derived by the scheduler, never stored
+        assert store.tasks() == [stored] and store.get_task("t-1") == stored
         assert store.get_task("t-1").submit_time == T0  # an aware datetime again
         assert store.policies() == [policy] and store.get_upload("dir/a/f.png") == upload_
         assert store.get_meta("clock") == "{}"
@@ -200,26 +201,30 @@ async def test_tasks_uploads_clock_and_links_survive_a_restart(restartable):
     assert (await upload(client, grant2, "last.png", LAST)).status == 200
 
 
-async def test_unfinished_clips_are_rendered_again_and_unanswered_creates_dropped(restartable):
+async def test_unfinished_clips_are_rendered_again_and_tasks_without_frames_fail(restartable):
     client = await restartable()
     emulator = client.emulator
     status, body = await create(client)
     kept = body["output"]["task_id"]
     await emulator.synthesizer.drain()
-    # As if killed before the clip was recorded: the task not ready, its clip never written.
+    # As if killed before the clip was recorded: the task not ready, its frames still kept.
     task = emulator.store.get_task(kept)
-    task.video_ready = False
-    emulator.store.save_task(task)
+    emulator.store.save_task(replace(task, video_ready=False, inputs="kept-frames"))
     clip = emulator.synthesizer.path_for("dashscope-result-bj", task.video_key)
     clip.unlink()
     inputs = emulator.inputs_dir
-    (inputs / kept).mkdir(parents=True)  # the frames kept at submit (deleted once rendered)
-    (inputs / kept / "first").write_bytes(FIRST)
-    (inputs / kept / "last").write_bytes(LAST)
-    # A create cut off after its row was written but before its frames were: never answered.
-    ghost = a_task("ghost", sequence=99, failure=None, scheduled_time=None, submit_time=T0)
-    emulator.store.add_task(ghost)
-    # Half-written files a killed process leaves.
+    (inputs / "kept-frames").mkdir(parents=True)
+    (inputs / "kept-frames" / "first").write_bytes(FIRST)
+    (inputs / "kept-frames" / "last").write_bytes(LAST)
+    # A task whose frames are gone (deleted by hand): its clip can never be made.
+    status, body = await create(client)
+    lost = body["output"]["task_id"]
+    await emulator.synthesizer.drain()
+    task = emulator.store.get_task(lost)
+    emulator.store.save_task(replace(task, video_ready=False, inputs="deleted"))
+    # Frames no task needs (a create whose row was never written), and half-written files.
+    (inputs / "orphan").mkdir()
+    (inputs / "orphan" / "first").write_bytes(FIRST)
     partial = [clip.parent / f".{clip.name}.abc123.part.mp4",
                emulator.data_dir / "oss" / "uploads" / "d" / ".upload-k2j4_x9a",
                inputs / ".other.xyz.part" / "first"]
@@ -234,25 +239,31 @@ async def test_unfinished_clips_are_rendered_again_and_unanswered_creates_droppe
     emulator = client.emulator
     assert not any(p.exists() for p in partial) and not (inputs / ".other.xyz.part").exists()
     assert legit_upload.exists()
-    assert emulator.store.get_task("ghost") is None
+    await emulator.synthesizer.drain()
+    assert not (inputs / "orphan").exists()
     emulator.clock.advance(10)
     await emulator.synthesizer.drain()
     assert (await query(client, kept))["output"]["task_status"] == "SUCCEEDED"
     assert clip.stat().st_size > 1000
-    assert not (inputs / kept).exists()
+    assert not (inputs / "kept-frames").exists()
+    failed = (await query(client, lost))["output"]
+    assert (failed["task_status"], failed["code"]) == ("FAILED", "InternalError.Algo")
 
 
-async def test_a_create_cut_off_before_its_schedule_was_saved_is_scheduled_at_start(restartable):
+async def test_start_times_are_derived_not_stored_and_a_restart_gives_the_same(restartable):
     client = await restartable()
-    status, body = await create(client)
-    task_id = body["output"]["task_id"]
-    task = client.emulator.store.get_task(task_id)
-    scheduled = task.scheduled_time
-    task.scheduled_time = None
-    client.emulator.store.save_task(task)
+    created = [(await create(client))[1]["output"]["task_id"] for _ in range(5)]
+    status, _ = await create(client, kf2v_body(model="wanx2.1-kf2v-plus", resolution="720P"))
+    assert status == 200
+    response = await client.post(f"/api/v1/tasks/{created[1]}/cancel", headers=auth())
+    assert response.status == 200
+    before = {t: client.emulator.service.find(t).scheduled_time for t in created}
+    assert before[created[1]] is None and all(before[t] for t in created if t != created[1])
+    row = client.emulator.store.get_task(created[0])
+    assert row.scheduled_time is None  # the store holds facts only
     await client.close()
     client = await restartable()
-    assert client.emulator.store.get_task(task_id).scheduled_time == scheduled
+    assert {t: client.emulator.service.find(t).scheduled_time for t in created} == before
 
 
 async def test_in_memory_keeps_nothing_and_no_data_dir_means_ephemeral(restartable, tmp_path):

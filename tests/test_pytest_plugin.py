@@ -54,7 +54,7 @@ def test_both_regions_on_free_ports_with_their_keys(kf2v, kf2v_server):
     assert kf2v_server.emulator.data_dir.exists()  # its own data dir, under pytest's tmp
     assert not kf2v.server.emulator.clock.frozen  # default: the clock runs (see README)
     health = kf2v.admin("GET", "/_mock/health")
-    assert (health["timing"], health["seed"]) == ("fast", 0)
+    assert (health["timing"], health["seed"]) == ("fast", None)  # random ids unless --kf2v-seed
 
 
 def test_clock_helpers_move_a_task_through_its_states_without_sleeping(kf2v):
@@ -201,11 +201,15 @@ def test_state_is_reset_between_tests(pytester):
         def test_c_first_task(kf2v):
             FIRST_IDS.append(create_task(kf2v))
 
-        def test_d_same_first_task_id_whatever_ran_before(kf2v):
-            # reset restarts the task sequence: ids and timings do not depend on test order
-            assert create_task(kf2v) == FIRST_IDS[0]
+        def test_d_first_task_id_after_a_reset(kf2v, request):
+            # Random ids by default, like the real service: a reset never hands out an id again
+            # (a client caching by task id sees no stale hit). With a seed, the n-th task after a
+            # reset has the same id whatever ran before: ids do not depend on test order.
+            seeded = request.config.getoption("--kf2v-seed") is not None
+            assert (create_task(kf2v) == FIRST_IDS[0]) is seeded
     ''')
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=4)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "--kf2v-seed", "3").assert_outcomes(passed=4)
 
 
 def test_options_from_the_command_line_and_ini(pytester):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mock_server.cli import build_parser, settings_from_args
+from mock_server.cli import StartupError, build_parser, settings_from_args
 from mock_server.config import Settings
 from mock_server.tasks.errors import markdown_table
 from mock_server.tasks.regions import REGIONS
@@ -49,6 +49,34 @@ async def test_two_submits_per_second_per_model_then_429_and_nothing_created(mak
     throttled = await journal(client, status="429")
     assert [(e["endpoint"], e["code"], e["task_id"]) for e in throttled] == [
         ("create", "Throttling.RateQuota", None)] * 2
+
+
+async def test_injected_errors_never_count_against_the_real_quota(make_client):
+    """The issue's case: a times=2 throttle rule on create gave five 429s, because the injected
+    ones used up the real 2-per-second window too. Now: exactly two injected 429s, then the real
+    window's two submits, then the real 429 (docs/assumptions.md "What counts against a rate")."""
+    client = await make_client(quotas=True)
+    rule = await client.post("/_mock/faults", json={
+        "match": {"endpoint": "create"}, "error": {"code": "Throttling.RateQuota"}, "times": 2})
+    assert rule.status == 200
+    rule_id = (await rule.json())["id"]
+    statuses = [(await create(client))[0] for _ in range(5)]  # one frozen instant
+    assert statuses == [429, 429, 200, 200, 429]
+    faults = [e["faults"] for e in await journal(client, endpoint="create")]
+    assert faults == [[rule_id], [rule_id], [], [], []]  # two injected, then the real quota's
+    assert len(await tasks(client)) == 2
+    # A scenario's injected error is not counted either; a disconnect neither.
+    client.emulator.clock.advance(1)
+    assert (await create(client, **{"X-Mock-Scenario": "throttled"}))[0] == 429
+    await client.post("/_mock/faults", json={"match": {"endpoint": "query"}, "disconnect": {},
+                                             "times": 25})
+    for _ in range(25):
+        try:
+            await client.get("/api/v1/tasks/x", headers=auth())
+        except Exception:  # the connection is dropped, as the rule says
+            pass
+    assert [(await create(client))[0] for _ in range(3)] == [200, 200, 429]
+    assert (await client.get("/api/v1/tasks/x", headers=auth())).status == 200  # 20/s untouched
 
 
 async def test_retry_after_counts_the_seconds_until_the_window_has_room(make_client):
@@ -167,5 +195,5 @@ def test_cli_switches_and_numbers(monkeypatch):
 
 @pytest.mark.parametrize("flag", ["--submit-rps", "--query-qps", "--policy-qps"])
 def test_rates_must_be_positive(flag):
-    with pytest.raises(SystemExit):
+    with pytest.raises(StartupError, match="must be at least 1"):
         settings_from_args(build_parser().parse_args(["serve", flag, "0"]))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.frames import frame_bytes
-from mock_server.cli import build_parser, settings_from_args
+from mock_server.cli import StartupError, build_parser, settings_from_args
 from mock_server.media import worker
 from mock_server.media.render import RenderError, RenderRequest, render_clip, request_digest
 from mock_server.tasks import rendering
@@ -229,7 +229,8 @@ def test_render_flags_and_their_environment_variables(monkeypatch):
     monkeypatch.setenv("KF2V_MOCK_CLIP_CACHE_MB", "64")
     assert (settings().render_preset, settings().clip_cache_mb) == ("medium", 64)
     monkeypatch.setenv("KF2V_MOCK_RENDER_PRESET", "lightspeed")
-    with pytest.raises(ValueError, match="lightspeed"):
+    with pytest.raises(StartupError, match="lightspeed"):  # one line, exit status 2 (cli.main)
         settings()
-    with pytest.raises(SystemExit):
+    monkeypatch.delenv("KF2V_MOCK_RENDER_PRESET")
+    with pytest.raises(StartupError, match="must be 0 or more"):
         build_parser().parse_args(["serve", "--clip-cache-mb", "-1"])

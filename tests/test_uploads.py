@@ -128,17 +128,21 @@ async def test_get_policy_answers_every_documented_field(client):
     assert data["oss_access_key_id"] == client.emulator.oss.access_key_id
     assert data["oss_access_key_id"].startswith("LTAI")
     assert data["upload_host"] == str(client.make_url("/dashscope-file-bj"))
-    assert re.match(r"^dashscope-instant/\w+/2026-11-25/[0-9a-f-]{36}$", data["upload_dir"])
+    # The recorded shape: a 32-hex directory per account, the day, then this call's request id.
+    assert data["upload_dir"] == f"dashscope-instant/{data['upload_dir'].split('/')[1]}/2026-11-25/{body['request_id']}"
+    assert re.fullmatch(r"[0-9a-f]{32}", data["upload_dir"].split("/")[1])
     base64.b64decode(data["signature"], validate=True)
 
     document = decode_policy(data)
     assert document["expiration"] == "2026-11-25T02:05:00.000Z"  # T0 + 300 s
-    conditions = document["conditions"]
-    assert ["content-length-range", 0, 100 * 1024 * 1024] in conditions
-    assert ["starts-with", "$key", data["upload_dir"]] in conditions
+    assert document["conditions"] == [  # as recorded, in order (real-recordings.md difference 4)
+        ["content-length-range", 0, 100 * 1024 * 1024], ["starts-with", "$key", data["upload_dir"]],
+        {"bucket": "dashscope-file-bj"}, {"x-oss-object-acl": "private"},
+        {"x-oss-forbid-overwrite": "true"}]
 
     again = await get_policy(client)
     assert again["upload_dir"] != data["upload_dir"]
+    assert again["upload_dir"].split("/")[1] == data["upload_dir"].split("/")[1]  # same account
     assert again["policy"] != data["policy"] and again["signature"] != data["signature"]
 
 
@@ -147,7 +151,7 @@ async def test_get_policy_errors(client):
     assert_catalogue_error(response.status, await response.json(), "no_api_key")
     response = await client.get(POLICY.format(model=FLASH), headers=auth("sk-nobody"))
     assert_catalogue_error(response.status, await response.json(), "invalid_api_key")
-    for model in ("wan2.2-t2v-plus", "wan2.1-kf2v-plus"):  # the second is Singapore's name
+    for model in ("a model", "../x", "-x", "x" * 200):  # not a model name at all
         response = await client.get(POLICY.format(model=model), headers=auth())
         assert_catalogue_error(response.status, await response.json(), "model_not_exist")
     response = await client.get("/api/v1/uploads?action=getPolicy", headers=auth())
@@ -280,6 +284,21 @@ async def test_overwrite_is_refused_when_forbidden(client):
     assert response.status == 200 and path.read_bytes() == other
 
 
+@pytest.mark.parametrize("field, value", [("x_oss_object_acl", "public-read"),
+                                          ("x_oss_forbid_overwrite", "false")])
+async def test_a_field_the_grant_fixes_cannot_be_changed(client, field, value):
+    """The policy's conditions fix the ACL and no-overwrite. A public developer's note reports this
+    text from real OSS for a DashScope grant used with a public-read ACL."""
+    policy = await get_policy(client)
+    response = await upload(client, policy, "first.png", FIRST, **{field: value})
+    name = field.replace("_", "-")
+    wanted = policy[field]
+    await oss_error(response, 403, "AccessDenied",
+                    f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]',
+                    ec=EC_POLICY)
+    assert client.emulator.store.uploads() == []
+
+
 async def test_upload_that_is_not_multipart(client):
     policy = await get_policy(client)
     response = await client.post(urlsplit(policy["upload_host"]).path, data=b"key=x",
@@ -311,6 +330,17 @@ async def test_oss_key_is_bound_to_the_model(client):
     status, body = await create(client, kf2v(first, last, PLUS), **RESOLVE)
     assert_catalogue_error(status, body, "media_download_failed")
     assert (await (await client.get("/_mock/tasks")).json())["tasks"] == []
+
+
+@pytest.mark.parametrize("model", ["qwen-vl-plus", "wan2.2-t2v-plus", "wan2.1-kf2v-plus"])
+async def test_get_policy_for_other_models_grants_uploads_bound_to_them(client, model):
+    """real-recordings.md difference 3: the real getPolicy answers 200 for qwen-vl-plus. The grant
+    is for that model: its oss:// key is refused in a kf2v create, like any other model's."""
+    first = await uploaded(client, model=model)
+    last = await uploaded(client, "last.jpg", LAST, model=model)
+    assert client.emulator.store.get_upload(first.removeprefix("oss://")).model == model
+    status, body = await create(client, kf2v(first, last), **RESOLVE)
+    assert_catalogue_error(status, body, "media_download_failed")
 
 
 async def test_oss_key_needs_the_resolve_header(client):

@@ -123,3 +123,24 @@ def test_any_body_gives_a_spec_or_a_client_error(model, inputs, parameters):
         assert 400 <= error.status < 500 and error.code and error.message
         return
     assert spec.model in BJ.models and spec.first_frame_url
+
+
+def test_null_is_the_same_as_leaving_a_field_out():
+    """docs/assumptions.md "JSON null": the Python SDK sends nulls, the Java SDK drops them."""
+    nulls = dict(prompt=None, negative_prompt=None, template=None, extend_prompt=None)
+    params = dict(resolution=None, duration=None, prompt_extend=None, watermark=None, seed=None)
+    assert parse_create_body(body(params=params, **nulls), BJ) == parse_create_body(body(), BJ)
+    no_parameters = body()
+    no_parameters["parameters"] = None
+    assert parse_create_body(no_parameters, BJ) == parse_create_body(body(), BJ)
+
+
+def test_the_java_sdks_body_is_accepted():
+    """java-sdk-wire.md: it always adds input.extend_prompt and parameters.with_audio."""
+    raw = {"model": "wan2.2-kf2v-flash",
+           "input": {"prompt": "p", "extend_prompt": True, "first_frame_url": URL,
+                     "last_frame_url": URL},
+           "parameters": {"with_audio": False, "prompt_extend": True, "resolution": "480P"}}
+    assert parse_create_body(raw, BJ).resolution == "480P"
+    raw["input"]["extend_prompt"] = "yes"  # typed like the other fields, though ignored
+    assert refused(raw)[1] == "InvalidParameter"

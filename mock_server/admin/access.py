@@ -5,6 +5,9 @@ every account's tasks, so it answers loopback peers only, unless an admin token 
 
 The peer is the socket's address (``request.remote``), never a forwarding header: an emulator
 behind a reverse proxy on the same machine sees the proxy, so set a token there.
+
+The sample frames (``GET /_mock/samples...``) are the exception: static images any peer may read,
+so a client on another machine can get its first task through.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .console import is_shell
 
 ADMIN_PREFIX = "/_mock/"
 TOKEN_HEADER = "X-Mock-Admin-Token"
+PUBLIC_PREFIX = "/_mock/samples"  # read-only and harmless: open to every peer
 
 
 def is_loopback_peer(remote: str | None) -> bool:
@@ -46,7 +50,9 @@ def admin_allowed(remote: str | None, sent_token: str | None, token: str | None)
 
 @web.middleware
 async def admin_access(request: web.Request, handler) -> web.StreamResponse:
-    if request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/"):
+    public = request.method in ("GET", "HEAD") and (
+        request.path == PUBLIC_PREFIX or request.path.startswith(PUBLIC_PREFIX + "/"))
+    if (request.path.startswith(ADMIN_PREFIX) or request.path == ADMIN_PREFIX.rstrip("/")) and not public:
         token = request.app[EMULATOR].settings.admin_token
         # The console's static shell holds no data: with a token set, any peer may load it (the
         # page then asks for the token and sends it with every admin call).

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..pipeline.answers import json_response
+from ..pipeline.bodies import read_body
 from ..pipeline.keys import CLIENT_ANSWER, EMULATOR, REGION
 from ..tasks.clock import ClockError
 from ..tasks.errors import CATALOGUE, DashScopeError
@@ -39,7 +40,7 @@ async def get_clock(request: web.Request) -> web.Response:
 
 async def _json(request: web.Request):
     try:
-        return json.loads(await request.read() or b"{}")
+        return json.loads(await read_body(request) or b"{}")
     except (ValueError, RecursionError):
         raise DashScopeError.of("invalid_body") from None
 
@@ -74,46 +75,56 @@ async def reset(request: web.Request) -> web.Response:
 
 
 TASK_FILTERS = ("status", "region", "model", "api_key_id", "account_id")
+DUMP_PAGE_MAX = 1000  # tasks per GET /_mock/tasks page (the default, and the most)
 
 
 async def list_all_tasks(request: web.Request) -> web.Response:
-    """Every task with its timeline, oldest first; ``?status=&region=&model=&api_key_id=
-    &account_id=`` filter, ``?limit=N`` keeps the newest N. ``forgotten``: tasks the 24 h expiry
-    removed lately (newest last), so a console can still show what became of them."""
+    """Stored tasks with their timelines, oldest first, a page at a time: the newest ``?limit=N``
+    (default and at most 1000) of those matching ``?status=&region=&model=&api_key_id=
+    &account_id=``, older than the previous page's cursor ``?before=<older>``; ``older`` is null
+    once nothing older matches. ``total``: the tasks stored. ``forgotten`` (first page only):
+    tasks the 24 h expiry removed lately (newest last), so a console can still show what became
+    of them. Without a filter a page reads only its own tasks; a filter scans them in memory."""
     emulator = request.app[EMULATOR]
     now = emulator.clock.now()
-    unknown = set(request.query) - set(TASK_FILTERS) - {"limit"}
+    unknown = set(request.query) - set(TASK_FILTERS) - {"limit", "before"}
     if unknown:
         raise DashScopeError.mock(f"unknown filter(s): {', '.join(sorted(unknown))}; use "
-                                  f"{', '.join(TASK_FILTERS)}, limit")
+                                  f"{', '.join(TASK_FILTERS)}, limit, before")
     status = request.query.get("status")
     if status and status not in STATUSES:
         raise DashScopeError.mock(f"status must be one of {', '.join(STATUSES)}")
-    limit = _limit(request.query.get("limit"))
+    limit = _whole(request.query.get("limit"), DUMP_PAGE_MAX, "limit", 0, DUMP_PAGE_MAX)
+    before = _whole(request.query.get("before"), None, "before", 1, 2 ** 63 - 1)
     wanted = {k: v for k, v in request.query.items() if k in TASK_FILTERS and v}
-    tasks = [t for t in (_timeline(t, now) for t in emulator.store.tasks())
-             if all(t[k] == v for k, v in wanted.items())]
-    forgotten = [t for t in (dict(_timeline(t, now), forgotten=True)
-                             for t in emulator.lifecycle.forgotten)
-                 if all(t[k] == v for k, v in wanted.items())]
-    if limit is not None:
-        tasks, forgotten = tasks[-limit:] if limit else [], forgotten[-limit:] if limit else []
-    return json_response({"now": now.isoformat(), "tasks": tasks, "forgotten": forgotten})
+    tasks, older = emulator.service.dump(before=before, limit=limit, **wanted)
+    forgotten = []
+    if before is None:
+        forgotten = [t for t in (dict(_timeline(t, now), forgotten=True)
+                                 for t in emulator.lifecycle.forgotten)
+                     if all(t[k] == v for k, v in wanted.items())][-limit:] if limit else []
+    return json_response({"now": now.isoformat(), "tasks": [_timeline(t, now) for t in tasks],
+                          "forgotten": forgotten, "total": emulator.service.count(),
+                          "older": None if older is None else str(older)})
 
 
-def _limit(text: str | None) -> int | None:
-    if text in (None, ""):
-        return None
-    if not text.isdigit():
-        raise DashScopeError.mock("limit must be a whole number >= 0")
-    return int(text)
+def _whole(text: str | None, default: int | None, name: str, low: int, high: int) -> int | None:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:  # not a number, or one of over 4300 digits
+        value = low - 1
+    if not low <= value <= high:
+        raise DashScopeError.mock(f"{name} must be a whole number from {low} to {high}")
+    return value
 
 
 def _find_task(request: web.Request) -> tuple[Task, bool]:
     """The task named in the path, and whether it is one the expiry already removed."""
     emulator = request.app[EMULATOR]
     task_id = request.match_info["task_id"]
-    task = emulator.store.get_task(task_id)
+    task = emulator.service.find(task_id)
     if task is not None:
         return task, False
     gone = next((t for t in reversed(emulator.lifecycle.forgotten) if t.task_id == task_id), None)

@@ -55,7 +55,7 @@ async def report_for(emulator: "Emulator", *, final: bool = False,
     journal = emulator.journal.entries(brief="true")  # the summary and the client facts
     tasks = {}
     for task_id in {e["task_id"] for e in journal if e.get("task_id")}:
-        task = emulator.store.get_task(task_id)
+        task = emulator.service.find(task_id)  # with its derived start
         if task is not None:
             tasks[task_id] = TaskFacts.from_task(task, now)
     chaos = emulator.chaos.describe() if emulator.chaos is not None else None

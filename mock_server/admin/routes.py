@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import console, handlers, report_handlers
+from . import console, handlers, report_handlers, samples
 
 
 def setup_routes(app: web.Application) -> None:
@@ -27,6 +27,9 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/_mock/requests/{request_id}", handlers.get_request)
     r.add_delete("/_mock/requests", handlers.clear_requests)
     r.add_get("/_mock/scenarios", handlers.list_scenarios)
+    # Sample frames (admin/samples.py): readable by any peer (admin/access.py).
+    r.add_get("/_mock/samples", samples.list_samples)
+    r.add_get("/_mock/samples/{file}", samples.sample_file)
     # The client report card and the seeded chaos run (report_handlers.py).
     r.add_get("/_mock/report", report_handlers.get_report)
     r.add_get("/_mock/chaos", report_handlers.get_chaos)

@@ -1,8 +1,10 @@
 """Create-task body validation: the documented rules and defaults per model, in the order the
 real service most plausibly checks them. Returns a ``TaskSpec`` or raises ``DashScopeError``.
 
-Accepted and ignored, because the official SDK sends them (sdk-wire-contract §0): ``input.function``,
-``input.extend_prompt``, ``input.prompt: null``, ``parameters: {}``, and any unknown key.
+Accepted and ignored, because the official SDKs send them (sdk-wire-contract §0, java-sdk-wire):
+``input.function``, ``input.extend_prompt``, ``parameters.with_audio``, ``parameters: {}``, and any
+unknown key. A field sent as JSON ``null`` is the same as one left out, everywhere (the Python SDK
+sends ``input.prompt: null``, the Java SDK drops nulls; docs/assumptions.md "JSON null").
 """
 
 from __future__ import annotations
@@ -50,11 +52,12 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
         raise DashScopeError.of("out_of_definition", parameter="parameters",
                                 reason=f"parameters is a {type(params).__name__}, not an object")
 
-    prompt = _optional_str(inputs, "prompt", "input.prompt")
-    negative = _optional_str(inputs, "negative_prompt", "input.negative_prompt")
+    prompt = _text(inputs, "prompt", "input.prompt")
+    negative = _text(inputs, "negative_prompt", "input.negative_prompt")
     template = _optional_str(inputs, "template", "input.template") or None
     first = _optional_str(inputs, "first_frame_url", "input.first_frame_url") or None
     last = _optional_str(inputs, "last_frame_url", "input.last_frame_url") or None
+    _optional_bool(inputs, "extend_prompt", True, "input.")  # deprecated, ignored, but typed
 
     if not first:
         # Also the documented failure for "only last_frame_url and template" ([FX]).
@@ -76,12 +79,12 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
             raise DashScopeError.of("invalid_url", reason=(
                 f"{name} {quoted(url)} is not an http, https, oss or data URL"))
 
-    resolution = params.get("resolution", spec.default_resolution)
+    resolution = _given(params, "resolution", spec.default_resolution)
     if not isinstance(resolution, str) or resolution not in spec.resolutions:
         raise DashScopeError.of("out_of_definition", parameter="resolution", reason=(
             f"parameters.resolution {quoted(resolution)} is not one of {model}'s "
             f"{', '.join(spec.resolutions)}"))
-    duration = params.get("duration", DURATION)
+    duration = _given(params, "duration", DURATION)
     if not _is_int(duration) or duration != DURATION:
         raise DashScopeError.of("out_of_definition", parameter="duration", reason=(
             f"parameters.duration is {quoted(duration)}; it is fixed at {DURATION}"))
@@ -107,6 +110,12 @@ def parse_create_body(body: Any, region: Region) -> TaskSpec:
     )
 
 
+def _given(container: dict, key: str, default: Any) -> Any:
+    """The value sent for ``key``; ``default`` when it is left out or null."""
+    value = container.get(key)
+    return default if value is None else value
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -119,11 +128,26 @@ def _optional_str(container: dict, key: str, label: str) -> str | None:
                             reason=f"{label} is {quoted(value)}, not a string")
 
 
-def _optional_bool(container: dict, key: str, default: bool) -> bool:
+def _text(container: dict, key: str, label: str) -> str | None:
+    """A prompt: a string that is text. A lone UTF-16 surrogate (``"\\ud800"``, valid JSON) is no
+    character at all: it cannot be extended, stored or echoed, so it is refused like a bad value."""
+    value = _optional_str(container, key, label)
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            lone = f"\\u{ord(value[exc.start]):04x}"
+            raise DashScopeError.of("out_of_definition", parameter=label, reason=(
+                f"{label} holds a lone UTF-16 surrogate ({lone} at character {exc.start}), "
+                "which is no character: it cannot be stored or sent back")) from None
+    return value
+
+
+def _optional_bool(container: dict, key: str, default: bool, where: str = "parameters.") -> bool:
     value = container.get(key, default)
     if value is None:
         return default
     if not isinstance(value, bool):
         raise DashScopeError.of("out_of_definition", parameter=key,
-                                reason=f"parameters.{key} is {quoted(value)}, not true or false")
+                                reason=f"{where}{key} is {quoted(value)}, not true or false")
     return value

@@ -4,7 +4,8 @@ They hold no state and never build error JSON: they raise ``DashScopeError``."""
 from __future__ import annotations
 
 import asyncio
-import uuid
+import hashlib
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +28,7 @@ from ..tasks.service import ListQuery, default_list_window
 from ..tasks.timestamps import parse_list_time
 from .create_body import parse_create_body
 from .image_intake import MAX_SIDE, MIN_SIDE, FrameImage, load_frame
-from .task_json import FINAL, final_task_answer, list_item, task_body
+from .task_json import FINAL, final_task_answer, list_body, list_item, task_body
 
 
 def request_region(request: web.Request) -> Region:
@@ -97,18 +98,28 @@ async def create_task(request: web.Request) -> web.Response:
     # A long PENDING or RUNNING set by a fault rule, a scenario or the chaos schedule.
     timing = plan.task_timing(spec.model, spec.prompt) if plan is not None else None
     width, height = output_size(first.width, first.height, spec.resolution)
-    task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
-                                   height=height, failure=failure, timing=timing)
-    request[TASK_ID] = task.task_id
-    request.app[EMULATOR].input_frames.keep(task.task_id, first, last)
+    # All or nothing: the frames are kept first (on disk with a durable store), then the task is
+    # stored; if either fails, nothing is left and the create answers 500. Once both are done a
+    # crash cannot lose the clip, and only then is the task acknowledged.
+    synthesizer = emulator.synthesizer
+    inputs = None
     if failure is None:
-        # With a durable store this returns once the frames are on disk: from then on a crash
-        # cannot lose the clip, so only then is the task acknowledged.
-        await emulator.synthesizer.accept(task, region.result_bucket, first.data,
-                                          last.data if last is not None else None)
+        inputs = await synthesizer.keep_inputs(first.data, last.data if last is not None else None)
+    try:
+        task = emulator.service.create(account, spec, request[REQUEST_ID], width=width,
+                                       height=height, failure=failure, timing=timing,
+                                       inputs=inputs.ref if inputs is not None else None)
+    except BaseException:
+        if inputs is not None:
+            synthesizer.discard_inputs(inputs)
+        raise
+    request[TASK_ID] = task.task_id
+    emulator.input_frames.keep(task.task_id, first, last)
+    if inputs is not None:
+        synthesizer.accept(task, region.result_bucket, inputs)
     # Key order as in the documented example (api-facts §4.1).
     return json_response({"output": {"task_status": "PENDING", "task_id": task.task_id},
-                          "request_id": request[REQUEST_ID]})
+                          "request_id": request[REQUEST_ID]}, endpoint="create")
 
 
 FRAME_FIELDS = ("input.first_frame_url", "input.last_frame_url")
@@ -143,7 +154,8 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
             return await load_frame(url, session=request.app[HTTP_SESSION],
                                     oss_resolve_header=oss_header, resolve_oss=resolve_oss,
                                     download_timeout=emulator.settings.download_timeout,
-                                    url_rules=emulator.settings.image_url_rules())
+                                    url_rules=emulator.settings.image_url_rules(),
+                                    local=emulator.settings.local_urls())
         except DashScopeError as error:
             if error.reason is not None:
                 error.reason = f"{field}: {error.reason}"
@@ -177,8 +189,10 @@ async def get_task(request: web.Request) -> web.Response:
         if status in FINAL:
             return json_bytes_response(final_task_answer(task, status, now,
                                                          values_of(request)[REQUEST_ID],
-                                                         video_url))
-    return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url))
+                                                         video_url),
+                                       endpoint="query")
+    return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url),
+                         endpoint="query")
 
 
 def client_answer(request: web.Request, task: Task) -> dict:
@@ -210,14 +224,8 @@ async def list_tasks(request: web.Request) -> web.Response:
     query = _parse_list_query(request, emulator.clock.now())
     total, page = emulator.service.list(account, query)
     now = emulator.clock.now()
-    return json_response({
-        "request_id": request[REQUEST_ID],
-        "total": total,
-        "total_page": (total + query.page_size - 1) // query.page_size,
-        "page_no": query.page_no,
-        "page_size": query.page_size,
-        "data": [list_item(t, now) for t in page],
-    })
+    return json_response(list_body(request[REQUEST_ID], total, query.page_no, query.page_size,
+                                   [list_item(t, now) for t in page]), endpoint="list")
 
 
 def _parse_list_query(request: web.Request, now) -> ListQuery:
@@ -271,10 +279,16 @@ async def cancel_task(request: web.Request) -> web.Response:
     account = authenticate(request)
     # The aio SDK sends a JSON body with its cancel; the others send none. Never read it.
     emulator.service.cancel(account, request.match_info["task_id"])
-    return json_response({"request_id": request[REQUEST_ID]})
+    return json_response({"request_id": request[REQUEST_ID]}, endpoint="cancel")
 
 
 # --- temporary uploads -------------------------------------------------------------------------------
+# ASSUMPTION: getPolicy grants uploads for any model name the service knows; the real one answered
+# for qwen-vl-plus (real-recordings.md difference 3), so names are not checked against kf2v's
+# models, only for looking like a model name. The grant stays bound to the model it names.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
 @endpoint("get_policy")
 async def get_upload_policy(request: web.Request) -> web.Response:
     emulator = request.app[EMULATOR]
@@ -286,21 +300,20 @@ async def get_upload_policy(request: web.Request) -> web.Response:
     if not model:
         raise DashScopeError.of("field_required", field="model",
                                 reason="getPolicy needs ?model=<the model the file is for>")
-    region = request_region(request)
-    if model not in region.models:
+    if not MODEL_NAME.fullmatch(model):
         raise DashScopeError.of("model_not_exist", reason=(
-            f"model {quoted(model)} is not served in {region.name} "
-            f"(models: {', '.join(region.models)})"))
+            f"model {quoted(model)} is not a model name (letters, digits, '.', '_', ':' and '-')"))
     now = emulator.clock.now()
-    upload_dir = f"dashscope-instant/{account.account_id[:12]}/{now:%Y-%m-%d}/{uuid.uuid4()}"
+    upload_dir = upload_dir_for(account, now.strftime("%Y-%m-%d"), request[REQUEST_ID])
     expires = now + UPLOAD_POLICY_TTL
     max_bytes = UPLOAD_MAX_BYTES
-    policy, signature = emulator.oss.make_policy(upload_dir, expires, max_bytes)
+    bucket = request_region(request).upload_bucket
+    policy, signature = emulator.oss.make_policy(upload_dir, expires, max_bytes, bucket)
     emulator.store.add_policy(UploadPolicy(upload_dir=upload_dir, account_id=account.account_id,
                                            region=account.region, model=model, expires=expires,
                                            max_bytes=max_bytes))
-    bucket = request_region(request).upload_bucket
-    return json_response({"request_id": request[REQUEST_ID], "data": {
+    # Keys in the recorded order: data first, then request_id (R get-upload-policy).
+    return json_response({"data": {
         "policy": policy,
         "signature": signature,
         "upload_dir": upload_dir,
@@ -311,4 +324,11 @@ async def get_upload_policy(request: web.Request) -> web.Response:
         "oss_access_key_id": emulator.oss.access_key_id,
         "x_oss_object_acl": "private",
         "x_oss_forbid_overwrite": "true",
-    }})
+    }, "request_id": request[REQUEST_ID]}, endpoint="get_policy")
+
+
+def upload_dir_for(account: Account, day: str, request_id: str) -> str:
+    """The recorded shape: ``dashscope-instant/<32 hex, the same for one account>/<YYYY-MM-DD>/
+    <request_id of the getPolicy call>`` (real-recordings.md difference 4)."""
+    owner = hashlib.md5(f"{account.region}:{account.account_id}".encode()).hexdigest()
+    return f"dashscope-instant/{owner}/{day}/{request_id}"

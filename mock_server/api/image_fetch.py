@@ -54,10 +54,16 @@ class UrlRules:
     def refusal(self, address: IpAddress) -> str | None:
         """Why ``address`` may not be connected to, or None when it may."""
         if isinstance(address, ipaddress.IPv6Address):
-            # An IPv6 spelling of an IPv4 address is judged as that IPv4 address.
-            embedded = address.ipv4_mapped or _nat64(address)
-            if embedded is not None:
-                return self.refusal(embedded)
+            if address.ipv4_mapped is not None:
+                # ::ffff:a.b.c.d on a dual-stack socket IS that IPv4 address: judged as it.
+                return self.refusal(address.ipv4_mapped)
+            for kind, carried in embedded_ipv4(address):
+                # A tunnel or translator would carry the connection off this machine to the
+                # address inside: refused when that address is, and when it is loopback (which
+                # such a spelling never reaches on this machine).
+                reason = self.refusal(carried)
+                if reason is not None or carried.is_loopback:
+                    return f"{reason or 'a loopback address'} inside a {kind} address ({carried})"
         if address in METADATA_ADDRESSES:
             return "a cloud metadata address"
         if address.is_link_local:
@@ -76,7 +82,7 @@ class UrlRules:
 
     def hint(self, reason: str) -> str:
         """The flag that would allow what ``refusal`` refused, for the reason a client sees."""
-        if reason == "a private address":
+        if reason.startswith("a private address"):  # also one inside a 6to4, Teredo... address
             return " (use --allow-private-image-urls)"
         if reason == "a loopback address":
             return " (refused because of --deny-loopback-image-urls)"
@@ -109,10 +115,29 @@ class UrlRules:
             self.check_address(host, host)
 
 
-def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address in ipaddress.ip_network("64:ff9b::/96"):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
+_LOW_32 = 0xFFFFFFFF
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible (RFC 4291, deprecated)
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated (SIIT, RFC 2765)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address an IPv6 spelling carries, with the form's name: 6to4 (2002::/16), Teredo
+    (2001::/32, its server and its client), NAT64 (64:ff9b::/96, 64:ff9b:1::/48), IPv4-compatible,
+    IPv4-translated and an ISATAP interface id (``...:0:5efe:a.b.c.d``)."""
+    found = []
+    if address.sixtofour is not None:
+        found.append(("6to4", address.sixtofour))
+    if address.teredo is not None:
+        found += [("Teredo", carried) for carried in address.teredo]
+    low = ipaddress.IPv4Address(int(address) & _LOW_32)
+    if any(address in network for network in _NAT64):
+        found.append(("NAT64", low))
+    if (address in _COMPATIBLE or address in _TRANSLATED) and int(low) > 1:  # not :: or ::1
+        found.append(("IPv4-compatible", low))
+    if (int(address) >> 32) & _LOW_32 in (0x00005EFE, 0x02005EFE):
+        found.append(("ISATAP", low))
+    return found
 
 
 class GuardedResolver(AbstractResolver):

@@ -6,6 +6,11 @@ service's synchronous "data inspection" and fail the submit with HTTP 400 (obser
 ``InvalidParameter.DataInspection`` at submit, api-facts §2); dimensions out of range are an algorithm
 check and fail the task (FAILED ``InvalidParameter``, like the documented "The size is not match"
 task failure).
+
+Some http(s) URLs are answered from this machine and never fetched (``LocalUrls``, decided in
+``local_image`` before any connection is attempted): a user's ``--asset-map`` prefixes, the API
+document's two sample URLs (built-in stand-ins, unless turned off) and any URL of a kf2v-mock's own
+``/_mock/samples/`` route. Their bytes then get exactly the checks a download gets.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 from PIL import Image, UnidentifiedImageError
 
+from ..assets import asset_map, samples
+from ..assets.asset_map import AssetMapping
 from ..tasks.errors import DashScopeError, quoted
 from .image_fetch import TooLarge, UrlRefused, UrlRules, fetch
 
@@ -55,10 +64,53 @@ class FrameImage:
 OssResolver = Callable[[str], Awaitable[bytes]]
 
 
+@dataclass(frozen=True)
+class LocalUrls:
+    """Which http(s) URLs are answered from this machine (``Settings.local_urls()``)."""
+    asset_map: tuple[AssetMapping, ...] = ()
+    doc_samples: bool = True  # the API document's two sample URLs -> the built-in frames
+
+
+def local_image(url: str, local: LocalUrls) -> bytes | None:
+    """The bytes behind ``url`` if it is answered locally, None if it must be fetched. A mapped URL
+    whose file is missing fails like a download that failed; one over the size cap like a large
+    download. Reads files: call it off the event loop."""
+    mapped = asset_map.find(url, local.asset_map)  # the user's own mappings win
+    if mapped is False:
+        raise DashScopeError.of("media_download_failed", reason=(
+            f"{quoted(url)} is under an --asset-map prefix, but its directory holds no such file"))
+    if mapped is not None:
+        return _read_capped(mapped)
+    if local.doc_samples and url in samples.DOC_SAMPLE_URLS:
+        return samples.sample_bytes(*samples.DOC_SAMPLE_URLS[url])
+    path = urlsplit(url).path
+    if path.startswith(samples.SAMPLES_PATH + "/"):
+        # A kf2v-mock's own sample route, whichever host or port the client knows it by.
+        sample = samples.parse_file_name(path[len(samples.SAMPLES_PATH) + 1:])
+        if sample is None:  # the route answers 404
+            raise DashScopeError.of("media_download_failed", reason=(
+                f"{quoted(url)} names no sample frame (GET {samples.SAMPLES_PATH} lists them)"))
+        return samples.sample_bytes(*sample)
+    return None
+
+
+def _read_capped(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise DashScopeError.of("media_download_failed", reason=(
+            f"--asset-map file {path} cannot be read: {exc.strerror}")) from None
+    if len(data) > MAX_IMAGE_BYTES:  # as for a download over the cap
+        raise DashScopeError.of("image_size_unsupported", reason=(
+            f"--asset-map file {path} is over the {MAX_IMAGE_BYTES}-byte (10 MB) limit"))
+    return data
+
+
 async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_header: bool,
                      resolve_oss: OssResolver,
                      download_timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
-                     url_rules: UrlRules = UrlRules()) -> FrameImage:
+                     url_rules: UrlRules = UrlRules(), local: LocalUrls = LocalUrls()) -> FrameImage:
     """Fetch and inspect one frame; raises ``DashScopeError`` for anything the service refuses."""
     loop = asyncio.get_running_loop()
     if url.startswith("data:"):
@@ -70,7 +122,10 @@ async def load_frame(url: str, *, session: aiohttp.ClientSession, oss_resolve_he
                 "an oss:// URL needs the header X-DashScope-OssResourceResolve: enable"))
         data = await resolve_oss(url[len("oss://"):])
     elif url.startswith(("http://", "https://")):
-        data = await _download(url, session, download_timeout, url_rules)
+        # Answered from this machine, or fetched: decided here, before any connection.
+        data = await loop.run_in_executor(None, local_image, url, local)
+        if data is None:
+            data = await _download(url, session, download_timeout, url_rules)
     else:
         raise DashScopeError.of("invalid_url", reason=f"{quoted(url)} is not a URL it can fetch")
     if len(data) > MAX_IMAGE_BYTES:

@@ -84,6 +84,7 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_MAX_DIGITS = 18  # a byte position of more digits is past the end of any object we store
 
 
 def oss_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -94,12 +95,20 @@ def oss_range(header: str | None, size: int) -> tuple[int, int] | None:
     match = _RANGE.fullmatch((header or "").split(",", 1)[0].strip())
     if match is None or match.groups() == ("", ""):
         return None
-    first, last = match.groups()
-    if not first:  # the last N bytes
-        count = int(last)
-        return (size - count, size - 1) if 1 <= count <= size else None
-    start, end = int(first), int(last) if last else size - 1
-    return (start, end) if start <= end < size else None
+    first, last = (_position(text) for text in match.groups())
+    if first is None:  # the last N bytes
+        return (size - last, size - 1) if last is not None and 1 <= last <= size else None
+    end = size - 1 if last is None else last
+    return (first, end) if first <= end < size else None
+
+
+def _position(digits: str) -> int | None:
+    """A Range number; one with more digits than any object's size has (int() would even refuse
+    one of over 4300) counts as past the end."""
+    if not digits:
+        return None
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10 ** _MAX_DIGITS
 
 
 class ObjectResponse(web.FileResponse):
@@ -151,8 +160,9 @@ def _malformed(reason: str = "the form is not well-formed multipart/form-data") 
 
 
 # What aiohttp's multipart reader raises for a body that is not the form its Content-Type claims
-# (no boundary, a bad delimiter, a part cut short, an unknown part encoding, endless headers).
-_MALFORMED = (ValueError, RuntimeError, BadHttpMessage)
+# (no boundary, a bad delimiter, a part cut short, an unknown part encoding, endless headers), and
+# a body that its Content-Encoding does not describe (aiohttp's RequestPayloadError).
+_MALFORMED = (ValueError, RuntimeError, BadHttpMessage, web.RequestPayloadError)
 
 
 async def _read_fields(request: web.Request) -> tuple[dict[str, str], BodyPartReader] | OssError:
@@ -231,6 +241,13 @@ async def upload(request: web.Request) -> web.Response:
             f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{bucket}"]',
             reason=f"the grant is for {policy.region}'s upload bucket {bucket}, not "
                    f"{request.path.strip('/')}"))
+    for name, wanted in _field_conditions(document):
+        # A form field the grant fixes (x-oss-object-acl: private, x-oss-forbid-overwrite: true)
+        # sent with another value; the text is the one real OSS answered for a public-read ACL.
+        if name in fields and fields[name] != wanted:
+            return oss_error(request, _policy_error(
+                f'Invalid according to Policy: Policy Condition failed: ["eq","${name}","{wanted}"]',
+                reason=f"the grant fixes {name} to {wanted!r}; the form sent {fields[name]!r}"))
     # Keys are stored as files: "", "." and ".." segments would alias or escape another path
     # (a trailing "/" even turned the upload_dir into a file and broke every later upload).
     names = key[len(upload_dir) + 1:].split("/")
@@ -272,6 +289,12 @@ def _record_upload(request: web.Request, policy: UploadPolicy, key: str, size: i
                     content_type=content_type, created=emulator.clock.now())
     emulator.store.add_upload(upload)
     return upload
+
+
+def _field_conditions(document: dict) -> list[tuple[str, str]]:
+    """The policy's ``{"<form field>": "<value>"}`` conditions, other than the bucket's."""
+    return [(name, str(value)) for condition in document.get("conditions", [])
+            if isinstance(condition, dict) for name, value in condition.items() if name != "bucket"]
 
 
 def _policy_prefix(document: dict) -> str:

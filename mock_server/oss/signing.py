@@ -88,7 +88,7 @@ class OssSigner:
             return signature_mismatch(signature).because(
                 f"Expires {expires[:40]!r} is not a number, so the signature cannot match")
         if now.timestamp() > expires_at:
-            expired_at = datetime.fromtimestamp(expires_at, timezone.utc)
+            expired_at = _expires_time(expires_at)
             return OssError(403, "AccessDenied", "Request has expired.", EC_EXPIRED, (
                 ("HostId", host),
                 ("Expires", iso_time(expired_at)),
@@ -105,12 +105,17 @@ class OssSigner:
         return None
 
     # --- upload policies -------------------------------------------------------------------------
-    def make_policy(self, upload_dir: str, expires: datetime, max_bytes: int) -> tuple[str, str]:
-        """(base64 policy document, signature), the pair getPolicy hands out."""
+    def make_policy(self, upload_dir: str, expires: datetime, max_bytes: int,
+                    bucket: str) -> tuple[str, str]:
+        """(base64 policy document, signature), the pair getPolicy hands out. The document has the
+        recorded conditions, in the recorded order (real-recordings.md difference 4)."""
         document = {
             "expiration": iso_time(expires),
             "conditions": [["content-length-range", 0, max_bytes],
-                           ["starts-with", "$key", upload_dir]],
+                           ["starts-with", "$key", upload_dir],
+                           {"bucket": bucket},
+                           {"x-oss-object-acl": "private"},
+                           {"x-oss-forbid-overwrite": "true"}],
         }
         policy = base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
         return policy, self._sign(policy)
@@ -123,6 +128,15 @@ class OssSigner:
             return json.loads(base64.b64decode(policy))
         except (ValueError, TypeError):
             return None
+
+
+def _expires_time(expires_at: int) -> datetime:
+    """``Expires`` as a time (OSS echoes it); one before the year 1 (``-99999999999999999``, which
+    no datetime holds) is the earliest time there is."""
+    try:
+        return datetime.fromtimestamp(expires_at, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return datetime.min.replace(tzinfo=timezone.utc)
 
 
 def _same(given: str, expected: str) -> bool:

@@ -89,7 +89,9 @@ async def _create_body_facts(request: web.Request) -> tuple[str | None, str | No
 
 
 def _canonical_digest(body: Any) -> str:
-    return _digest(json.dumps(body, sort_keys=True, ensure_ascii=False).encode())
+    # surrogatepass: a lone surrogate a client sent (valid JSON) must not break the digest.
+    return _digest(json.dumps(body, sort_keys=True, ensure_ascii=False)
+                   .encode("utf-8", "surrogatepass"))
 
 
 def _digest(raw: bytes) -> str:

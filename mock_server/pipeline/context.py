@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ from aiohttp import web
 from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
-from .answers import error_response
+from .answers import compress_if_accepted, error_response, http_date
 from .client_facts import create_facts
 from .endpoints import endpoint_of
 from .exchange import Exchange
@@ -33,18 +32,6 @@ _EMULATOR_TAG = f"kf2v-mock/{__version__}"
 
 class Disconnect(Exception):
     """Raised inward-out to close the connection without any answer (a ``disconnect`` fault)."""
-
-
-# Request ids: random version-4 UUIDs as text, like ``str(uuid.uuid4())`` at a seventh of its cost
-# (they must be unique, not secret), from a generator of our own seeded by the OS.
-_ids = random.Random()
-_UUID4_CLEAR = ~((0xF << 76) | (0xC << 60))
-_UUID4_SET = (0x4 << 76) | (0x8 << 60)
-
-
-def new_request_id() -> str:
-    h = f"{_ids.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # Host header -> the region a real DashScope/OSS hostname names (None: any other host), as
@@ -86,6 +73,9 @@ def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -
                                  f"on {request.path} (allowed: {allowed})")
     if isinstance(exc, web.HTTPException):
         return DashScopeError(exc.status, "InvalidParameter", exc.reason, reason=exc.reason)
+    if isinstance(exc, web.RequestPayloadError):
+        # A body that cannot be read as sent (a broken transfer or content encoding).
+        return DashScopeError.of("invalid_body", reason=f"the body could not be read: {exc}")
     log.error("unhandled error, request_id=%s", request_id, exc_info=exc)
     return DashScopeError.of(  # never a traceback on the wire
         "internal_error", reason=f"unhandled {type(exc).__name__} in the emulator (see its log)")
@@ -97,7 +87,7 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     emulator = request.app[EMULATOR]
     values = values_of(request)
     values[SERVING] = emulator
-    request_id = values[REQUEST_ID] = new_request_id()
+    request_id = values[REQUEST_ID] = emulator.request_ids.next()
     region = values[REGION] = _region_of(request, emulator)
     when = emulator.clock.now()
     emulator.lifecycle.tick(when)  # transitions due by now are logged before this request's line
@@ -108,14 +98,20 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     except Disconnect:
         disconnected = True
         response = web.Response(status=499)  # never sent: the transport is gone
+    except ConnectionError:
+        if not _client_gone(request):
+            raise
+        disconnected = True  # the client left mid-body: nobody to answer, nothing went wrong
+        response = web.Response(status=499)
     except Exception as exc:
         error = _as_dashscope_error(exc, request, request_id)
-        response = error_response(error, request_id)
+        response = error_response(error, request_id, endpoint_of(request))
         code, refusal = error.code, error.reason
     headers = response.headers
     headers[EMULATOR_HEADER] = _EMULATOR_TAG
     if "X-Request-Id" not in headers:
         headers["X-Request-Id"] = request_id
+    headers["Date"] = http_date(emulator.clock.now())
     notes = values.get(NOTES)
     reason = compose(refusal, notes) if refusal or notes else None
     if reason is not None:
@@ -126,6 +122,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     truncated = TRUNCATE in values
     if truncated and not disconnected:
         response = await _truncated(request, response, values[TRUNCATE])
+    else:
+        compress_if_accepted(request, response)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
     code = code or values.get(ERROR_CODE)
     path = request.path
@@ -151,6 +149,10 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
             request_line(log, f"{line} {code or '-'} reason={reason}", request_id=request_id,
                          status=outcome, code=code, reason=reason)
     return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
 
 
 async def _truncated(request: web.Request, response: web.StreamResponse,

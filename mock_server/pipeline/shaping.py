@@ -46,17 +46,25 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
     if notes is None:
         notes = values[NOTES] = []
     notes += chosen.notes
-    # The gateway counts a request against its rate before anything behind it can fail.
-    account = emulator.keys.lookup(request.headers.get("Authorization"), ctx.region)
-    if settings.quotas and account is not None:
-        values[QUOTA] = emulator.quotas.admit(account, endpoint, ctx.model)
     rules = emulator.faults.select(ctx, terminal_taken=chosen.terminal is not None)
     applied += rules.rule_ids
     notes += rules.notes
-    wait_ms = chosen.delay_ms + rules.delay_ms
-    if wait_ms:
-        await emulator.sleep(wait_ms / 1000)
     terminal = chosen.terminal or rules.terminal
+    # The gateway counts a request against its rate before anything behind it can fail; an
+    # injected error or disconnect stands in for the whole service and is never counted, so a
+    # times=2 throttle rule gives exactly two 429s (docs/assumptions.md "What counts against a rate").
+    account = emulator.keys.lookup(request.headers.get("Authorization"), ctx.region)
+    throttled = None
+    if settings.quotas and account is not None and (terminal is None or terminal[0] == "truncate"):
+        try:
+            request[QUOTA] = emulator.quotas.admit(account, endpoint, ctx.model)
+        except DashScopeError as error:
+            throttled = error
+    wait_ms = chosen.delay_ms + rules.delay_ms
+    if wait_ms:  # the rules that fired were applied: their delays hold for a 429 too
+        await emulator.sleep(wait_ms / 1000)
+    if throttled is not None:
+        raise throttled
     if terminal is not None:
         kind, action = terminal
         if kind == "error":

@@ -18,10 +18,10 @@ import itertools
 import logging
 from collections import deque
 from datetime import datetime, timedelta
+from typing import Callable, Iterable
 
 from .clock import VirtualClock
 from .models import CANCELED, FAILED, RUNNING, SUCCEEDED, TASK_TTL, Task
-from .store_interface import Store
 
 log = logging.getLogger("kf2v_mock.lifecycle")
 FORGOTTEN_KEPT = 200  # tasks removed by expiry that the console still shows
@@ -41,8 +41,9 @@ def log_event(event: str, task: Task, text: str, at: datetime | None = None, **f
 
 
 class LifecycleLog:
-    def __init__(self, store: Store, clock: VirtualClock):
-        self.store = store
+    def __init__(self, find: Callable[[str], Task | None], clock: VirtualClock):
+        """``find(task_id)``: the stored task with its derived start (``TaskService.find``)."""
+        self.find = find
         self.clock = clock
         self._heap: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
@@ -52,7 +53,7 @@ class LifecycleLog:
         self.forgotten: deque[Task] = deque(maxlen=FORGOTTEN_KEPT)
 
     # --- what the service and the sweeper report ---------------------------------------------------
-    def adopt(self, tasks: list[Task]) -> None:
+    def adopt(self, tasks: Iterable[Task]) -> None:
         """Watch tasks that exist already (a data dir picked up again) without logging their past."""
         now = self.clock.now()
         for task in tasks:
@@ -81,7 +82,7 @@ class LifecycleLog:
         now = now or self.clock.now()
         while self._heap and self._heap[0][0] <= now:
             _, _, task_id = heapq.heappop(self._heap)
-            task = self.store.get_task(task_id)
+            task = self.find(task_id)
             if task is not None and task_id in self._progress:
                 self._advance(task, now)
 

@@ -3,7 +3,7 @@ from the clock; nothing here knows about HTTP or storage."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -36,7 +36,7 @@ class Account:
     api_key_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskSpec:
     """A validated create request (defaults applied, prompts truncated)."""
     model: str
@@ -51,15 +51,42 @@ class TaskSpec:
     watermark: bool
     seed: int | None
 
+    def for_storage(self) -> "TaskSpec":
+        """The spec as a task row keeps it: the frames are kept apart (``Task.inputs``), so a
+        ``data:`` URL is kept as a marker naming its type and size (as the request journal shows
+        one), and any other URL at most ``STORED_URL_MAX`` characters: a stored task is a small
+        row whatever the create sent."""
+        return replace(self, first_frame_url=_stored_url(self.first_frame_url),
+                       last_frame_url=_stored_url(self.last_frame_url))
 
-@dataclass(frozen=True)
+
+STORED_URL_MAX = 1024
+
+
+def _stored_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    if url.startswith("data:"):
+        comma = url.find(",", 0, 256)  # the payload is never copied: it may be megabytes
+        head = url[5:comma] if comma >= 0 else url[5:64]
+        length = len(url) - comma - 1 if comma >= 0 else 0
+        size = (length * 3 // 4 - (2 if url.endswith("==") else url.endswith("="))
+                if ";base64" in head else length)
+        url = f"<data URL elided: {head.split(';', 1)[0] or 'text/plain'}, {size} bytes>"
+    elif len(url) > STORED_URL_MAX:
+        url = url[:STORED_URL_MAX] + "<… cut>"
+    # Text SQLite can hold whatever the URL carried (a lone surrogate is shown escaped).
+    return url.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     code: str
     message: str
     at: str = "end"  # "start": fails as soon as it is scheduled; "end": after its run time
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     task_id: str
     request_id: str
@@ -75,13 +102,17 @@ class Task:
     actual_prompt: str | None = None
     width: int = 0
     height: int = 0
-    # Set by the scheduler; None while no slot has been assigned (or never, once canceled).
+    # Derived by the scheduler (tasks/scheduler.py) when the service hands a task out, never
+    # stored; None if it never starts (canceled first).
     scheduled_time: datetime | None = None
     canceled_time: datetime | None = None
     failure: Failure | None = None
     # Media: the render fills these; SUCCEEDED is reported only once ``video_ready``.
     video_ready: bool = False
     video_key: str | None = None  # object key under the region's result bucket
+    # Where the input frames are kept until the clip is written (a folder under the data dir's
+    # inputs/); None when they are not kept on disk.
+    inputs: str | None = None
 
     @property
     def expires_at(self) -> datetime:
@@ -120,7 +151,7 @@ def _duration(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-@dataclass
+@dataclass(slots=True)
 class Upload:
     """An object put through the temporary-upload flow, addressable as ``oss://<key>``."""
     key: str
@@ -137,7 +168,7 @@ class Upload:
         return self.created + UPLOAD_TTL
 
 
-@dataclass
+@dataclass(slots=True)
 class UploadPolicy:
     """One getPolicy answer: the upload_dir it grants and until when."""
     upload_dir: str

@@ -11,11 +11,15 @@ usually on disk before the clock reaches the task's end; a task whose clip is no
 reporting RUNNING (``Task.status_at``). perf-notes §1.4: one encode already uses ~1.6 of the 2 cores,
 so the default pool is small.
 
-With a durable store the input frames are first written under ``inputs_dir/<task_id>/`` (before the
-create is answered), each render reads them from there, and they are deleted once the task's clip is
-written or the task can no longer need it; after a crash ``resume`` renders again from them. Clips
-appear atomically (``media.render`` renames a finished temp file into place), so a half-written
-clip is never served; ``remove_partial_files`` clears what a killed process left behind.
+With a durable store the input frames are first written under ``inputs_dir/<ref>/`` (``keep_inputs``,
+before the task is stored: the task row names the folder, ``Task.inputs``), each render reads them
+from there, and they are deleted once the task's clip is written or the task can no longer need it;
+after a crash ``resume`` renders again from them. Clips appear atomically (``media.render`` renames a
+finished temp file into place), so a half-written clip is never served; ``remove_partial_files``
+clears what a killed process left behind.
+
+``render=False`` (``--no-render``, for benchmarks of everything else) writes no frames and no clip:
+a task counts as rendered at once, and its result link answers 404.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import asyncio
 import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -47,16 +53,25 @@ PARTIAL_UPLOAD = re.compile(r"^\.upload-[a-z0-9_]+$")  # oss/handlers.py _stream
 PARTIAL_INPUTS = re.compile(r"^\..+\.part$")  # _write_inputs
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """A create's frames, kept for its render: on disk under ``inputs_dir/<ref>`` (a durable
+    store), or held here (``frames``)."""
+    ref: str | None
+    frames: Frames | None = None
+
+
 class Synthesizer:
     def __init__(self, service: TaskService, results_dir: Path, *, workers: int = 2,
                  preset: str = "veryfast", inputs_dir: Path | None = None,
-                 cache: ClipCache | None = None):
+                 cache: ClipCache | None = None, render: bool = True):
         self.service = service
         self.results_dir = results_dir
         self.preset = preset
         # None: frames are only held in memory until rendered (an ephemeral store).
         self.inputs_dir = inputs_dir
         self.cache = cache  # None: every task renders its own clip
+        self.render = render
         # Each thread waits for one render worker process (media.worker) at a time.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kf2v-render")
         # Renders and file deletions still under way; drain() waits for all of them.
@@ -72,24 +87,48 @@ class Synthesizer:
             raise ValueError("object key escapes its bucket")
         return path
 
-    def inputs_path(self, task_id: str) -> Path:
+    def inputs_path(self, ref: str) -> Path:
         assert self.inputs_dir is not None
-        return self.inputs_dir / task_id
+        return self.inputs_dir / ref
 
-    async def accept(self, task: Task, bucket: str, first: bytes, last: bytes | None) -> None:
-        """Start rendering ``task``'s clip. With an inputs dir the frames are written there first
-        (off the loop, atomically), so once this returns the clip can be rendered again after a
-        crash; the create must be answered only after it."""
+    async def keep_inputs(self, first: bytes, last: bytes | None) -> Inputs:
+        """Keep a create's frames for its render, before the task is stored. With an inputs dir
+        they are written there (off the loop, atomically: the folder is complete or absent), so
+        the clip can be rendered again after a crash; raises ``OSError`` if the disk refuses."""
+        if not self.render:
+            return Inputs(None)
         if self.inputs_dir is None:
-            self._start(task, bucket, lambda: (first, last))
+            return Inputs(None, (first, last))
+        ref = secrets.token_hex(8)
+        await asyncio.get_running_loop().run_in_executor(None, _write_inputs,
+                                                         self.inputs_path(ref), first, last)
+        return Inputs(ref)
+
+    def discard_inputs(self, inputs: Inputs) -> None:
+        """The task was not stored after all: its kept frames go."""
+        if inputs.ref is not None:
+            self.forget_inputs(inputs.ref)
+
+    def accept(self, task: Task, bucket: str, inputs: Inputs) -> None:
+        """Start rendering the stored ``task``'s clip from its kept ``inputs``."""
+        if not self.render:
+            try:
+                self.service.mark_video_ready(task.task_id)
+            except Exception:  # as a render whose result could not be recorded
+                log.exception("could not record the render of task %s", task.task_id)
             return
-        folder = self.inputs_path(task.task_id)
-        await asyncio.get_running_loop().run_in_executor(None, _write_inputs, folder, first, last)
-        self._start(task, bucket, lambda: _read_inputs(folder))
+        if inputs.ref is None:
+            frames = inputs.frames
+            assert frames is not None
+            self._start(task, bucket, lambda: frames)
+        else:
+            self.resume(task, bucket)
 
     def resume(self, task: Task, bucket: str) -> None:
-        """Render again a clip that a stopped process had not finished, from the kept frames."""
-        folder = self.inputs_path(task.task_id)
+        """Render the clip from the frames kept on disk (also again, after a stopped process had
+        not finished it)."""
+        assert task.inputs is not None
+        folder = self.inputs_path(task.inputs)
         self._start(task, bucket, lambda: _read_inputs(folder))
 
     def _start(self, task: Task, bucket: str, frames: Callable[[], Frames]) -> None:
@@ -103,10 +142,10 @@ class Synthesizer:
         self._track(asyncio.get_running_loop().create_task(
             self._run(task, request, out, self._generation)))
 
-    def forget_inputs(self, task_id: str) -> None:
-        """Delete a task's kept frames (off the loop); nothing to do without an inputs dir."""
+    def forget_inputs(self, ref: str) -> None:
+        """Delete kept frames (off the loop); nothing to do without an inputs dir."""
         if self.inputs_dir is not None:
-            self._in_background(shutil.rmtree, self.inputs_path(task_id), True)
+            self._in_background(shutil.rmtree, self.inputs_path(ref), True)
 
     def _track(self, job: asyncio.Future) -> None:
         self._jobs.add(job)
@@ -115,22 +154,29 @@ class Synthesizer:
     async def _run(self, task: Task, request: Callable[[], RenderRequest], out: Path,
                    generation: int) -> None:
         loop = asyncio.get_running_loop()
-        task_id = task.task_id
         try:
             seconds = await loop.run_in_executor(self._pool, _render_to, request, out, task,
                                                  self.cache)
+            rendered = True
         except Exception:  # a render failure fails the task, never the server
-            log.exception("render failed for task %s", task_id)
-            if generation == self._generation:
-                self.service.mark_render_failed(task_id)
-                self.forget_inputs(task_id)
+            log.exception("render failed for task %s", task.task_id)
+            rendered = False
+        if generation != self._generation:
             return
-        if generation == self._generation:
+        if rendered:
             log_event("render_finish", task, f"render finished in {seconds:.2f} s "
                       f"({task.width}x{task.height})", seconds=round(seconds, 3))
+        try:
             # Recorded before the frames go: a crash in between only renders the clip again.
-            self.service.mark_video_ready(task_id)
-            self.forget_inputs(task_id)
+            if rendered:
+                self.service.mark_video_ready(task.task_id)
+            else:
+                self.service.mark_render_failed(task.task_id)
+        except Exception:  # the store refused: the frames stay, the next start renders again
+            log.exception("could not record the render of task %s", task.task_id)
+            return
+        if task.inputs is not None:
+            self.forget_inputs(task.inputs)
 
     async def drain(self) -> None:
         """Wait until every accepted render and file deletion has finished (tests use this

@@ -55,13 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kf2v-timing", default=None, metavar="PROFILE",
                     help="timing profile of the kf2v emulator: fast (default) or realistic")
     group.addoption("--kf2v-seed", default=None, type=int, metavar="N",
-                    help="seed of the kf2v emulator (task ids, timings, clips); default 0")
+                    help="seed of the kf2v emulator: the same task ids, timings and clips on "
+                         "every run (default: random, like the real service)")
     group.addoption("--kf2v-clock", default=None, choices=CLOCK_MODES,
                     help="the clock at the start of each test: running (default) or frozen")
     group.addoption("--kf2v-quotas", default=None, choices=("on", "off"),
                     help="the documented rate limits: on (default, faithful) or off")
     parser.addini("kf2v_timing", "kf2v emulator timing profile (fast|realistic)", default="fast")
-    parser.addini("kf2v_seed", "kf2v emulator seed", default="0")
+    parser.addini("kf2v_seed", "kf2v emulator seed (empty: random)", default="")
     parser.addini("kf2v_clock", "clock at the start of each test (running|frozen)",
                   default="running")
     parser.addini("kf2v_quotas", "the documented rate limits (on|off)", default="on")
@@ -153,7 +154,7 @@ def _option(config: pytest.Config, name: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class PluginOptions:
     timing: str
-    seed: int
+    seed: int | None  # None: random task ids, like the real service
     clock: str
     quotas: bool
 
@@ -168,7 +169,7 @@ class PluginOptions:
         if quotas.lower() not in ("on", "off", "true", "false", "1", "0"):
             raise pytest.UsageError(f"kf2v quotas must be on or off, not {quotas!r}")
         try:
-            seed = int(_option(config, "seed"))
+            seed = int(_option(config, "seed")) if _option(config, "seed") else None
         except ValueError:
             raise pytest.UsageError("kf2v seed must be an integer") from None
         return cls(timing, seed, clock, quotas.lower() in ("on", "true", "1"))
@@ -176,7 +177,7 @@ class PluginOptions:
 
 def pytest_report_header(config: pytest.Config) -> str:
     chaos = _chaos_option(config)
-    return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed')} "
+    return (f"kf2v-mock: timing={_option(config, 'timing')} seed={_option(config, 'seed') or 'random'} "
             f"clock={_option(config, 'clock')} quotas={_option(config, 'quotas')}"
             + (f" chaos={chaos[0]}/{chaos[1]}" if chaos else ""))
 
@@ -226,8 +227,11 @@ class Kf2v:
 
     # inspection
     def tasks(self) -> list[dict]:
-        """Every task with its full timeline (``GET /_mock/tasks``), oldest first."""
-        return self.admin("GET", "/_mock/tasks")["tasks"]
+        """Every task with its full timeline (``GET /_mock/tasks``, page by page), oldest first."""
+        pages = [self.admin("GET", "/_mock/tasks")]
+        while pages[-1].get("older"):
+            pages.append(self.admin("GET", f"/_mock/tasks?before={pages[-1]['older']}"))
+        return [task for page in reversed(pages) for task in page["tasks"]]
 
     def task(self, task_id: str) -> dict:
         for task in self.tasks():
@@ -332,7 +336,7 @@ class Kf2v:
         """On the server's loop: report, or move the clock to the task's next transition."""
         from ..tasks.clock import ClockError
         emulator = self.server.emulator
-        task = emulator.store.get_task(task_id)
+        task = emulator.service.find(task_id)
         if task is None:
             return "fail", f"the emulator has no task {task_id}"
         now = emulator.clock.now()

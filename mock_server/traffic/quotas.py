@@ -51,7 +51,9 @@ class Quotas:
             rps = self.submit_rps if self.submit_rps is not None else models[model].submit_rps
             return (*base, "submit", model), rps
         if endpoint == "get_policy" and model:
-            return (*base, "policy", model), self.policy_qps
+            # Made-up model names share one window: a client inventing names grows nothing here.
+            name = model if model in models else "(unknown model)"
+            return (*base, "policy", name), self.policy_qps
         return None
 
     def admit(self, account: Account, endpoint: str, model: str | None) -> dict | None:

@@ -368,6 +368,157 @@ async function refreshScenarios() {
   }
 }
 
+// --- the client report card (and the chaos run's schedule) -------------------------------------------
+const SEVERITY_COUNTS = [["errors", "error"], ["warnings", "warning"], ["infos", "info"]];
+const EVIDENCE_SHOWN_APART = ["task_ids", "request_ids", "requests", "requests_omitted"];
+const seenKeys = new Set(), seenAccounts = new Set();
+const openEvidence = new Set();  // findings whose requests the user opened
+let shownCard = null;  // the last card drawn, without its generated_at (nothing redrawn if unchanged)
+function requestLink(id) {
+  return el("a", { href: "#/request/" + encodeURIComponent(id), title: id, class: "request-link" }, id.slice(0, 8) + "…");
+}
+function evidenceTaskLink(id) {
+  return el("a", { href: taskLink(id), title: id, class: "task-link" }, id);
+}
+function severityBadge(severity) { return el("span", { class: "badge sev-" + severity }, severity); }
+function plural(count, word) { return count + " " + word + (count === 1 ? "" : "s"); }
+function count(value, severity) { return el("td", { class: value ? "count sev-text-" + severity : "count" }, value); }
+function clientRow(client) {
+  return el("tr", { keyId: client.key_id || "" },
+    el("td", {}, client.key_id || "(no key)"), el("td", {}, client.account_id || "-"),
+    el("td", {}, client.regions.join(", ") || "-"), el("td", {}, client.requests), el("td", {}, client.tasks),
+    ...SEVERITY_COUNTS.map(([name, severity]) => count(client[name], severity)),
+    el("td", {}, client.rules.join(", ")));
+}
+function evidenceRequests(requests) {
+  const table = el("table", { class: "journal evidence" },
+    el("thead", {}, el("tr", {}, ...["time (virtual)", "request", "endpoint", "status", "code", "task status", "task", "faults"].map((h) => el("th", {}, h)))));
+  const body = el("tbody", {});
+  for (const entry of requests) {
+    body.appendChild(el("tr", { requestId: entry.request_id },
+      el("td", {}, shortTime(entry.time)), el("td", {}, requestLink(entry.request_id)), el("td", {}, entry.endpoint || ""),
+      el("td", {}, entry.status === null ? "dropped" : String(entry.status) + (entry.truncated ? " (cut off)" : "")),
+      el("td", {}, (entry.code || "") + (entry.retry_after !== undefined ? " (Retry-After " + entry.retry_after + " s)" : "")),
+      el("td", {}, entry.task_status || ""),
+      el("td", {}, entry.task_id ? el("a", { href: taskLink(entry.task_id), title: entry.task_id }, entry.task_id.slice(0, 8) + "…") : ""),
+      el("td", {}, (entry.faults || []).join(", "))));
+  }
+  table.appendChild(body);
+  return table;
+}
+function findingBox(finding) {
+  const evidence = finding.evidence || {};
+  const taskIds = evidence.task_ids || [];
+  const details = Object.entries(evidence).filter(([name]) => !EVIDENCE_SHOWN_APART.includes(name));
+  const box = el("article", { class: "finding sev-" + finding.severity, rule: finding.rule, severity: finding.severity },
+    el("h4", {}, severityBadge(finding.severity), " ", el("code", { class: "rule" }, finding.rule), " ",
+      el("span", { class: "title" }, finding.title)),
+    el("p", { class: "summary" }, finding.summary),
+    el("p", { class: "who muted" }, "key " + (finding.key_id || "(none)") + " / account " + (finding.account_id || "-") +
+      " · " + (finding.region || "-") + " · from " + shortTime(finding.time)),
+    el("dl", { class: "why-fix" },
+      el("dt", {}, "why it matters"), el("dd", { class: "why" }, finding.why),
+      el("dt", {}, "how to fix"), el("dd", { class: "fix" }, finding.fix)));
+  const facts = el("dl", { class: "evidence-facts" });
+  if (taskIds.length) {
+    const links = el("dd", { class: "tasks" });
+    taskIds.forEach((id, i) => { if (i) links.appendChild(document.createTextNode(", ")); links.appendChild(evidenceTaskLink(id)); });
+    facts.appendChild(el("dt", {}, "task" + (taskIds.length === 1 ? "" : "s")));
+    facts.appendChild(links);
+  }
+  for (const [name, value] of details) {
+    facts.appendChild(el("dt", {}, name.replace(/_/g, " ")));
+    facts.appendChild(el("dd", {}, typeof value === "object" && value !== null ? JSON.stringify(value) : String(value)));
+  }
+  const requests = evidence.requests || [];
+  const omitted = evidence.requests_omitted || 0;
+  box.appendChild(facts);
+  if (requests.length) {
+    // Closed at first; a redraw (the card changed) keeps the ones the user opened open.
+    const key = finding.rule + " " + finding.time + " " + (finding.key_id || "") + " " + taskIds.join(",");
+    const shown = el("details", { class: "evidence" },
+      el("summary", {}, "evidence: " + plural((evidence.request_ids || requests).length, "request") +
+        (omitted ? " (the first and last " + requests.length / 2 + " listed)" : "")),
+      evidenceRequests(requests));
+    shown.open = openEvidence.has(key);
+    shown.addEventListener("toggle", () => { if (shown.open) openEvidence.add(key); else openEvidence.delete(key); });
+    box.appendChild(shown);
+  }
+  return box;
+}
+function chaosPath(path) {  // as the text report says it (report/render.py)
+  let words = path.path;
+  if ("seconds" in path) words += " " + path.seconds + " s";
+  else if ("poll" in path) words += " at query " + path.poll;
+  else if ("code" in path) words += " " + path.code;
+  if ("retry_after" in path) words += " (Retry-After " + path.retry_after + " s)";
+  if (path.hit === false) words += " (not reached)";
+  return el("li", { class: path.hit === false ? "missed" : "reached", path: path.path }, words);
+}
+function scheduleRow(row) {
+  const paths = row.paths.length ? el("ul", { class: "paths" }, ...row.paths.map(chaosPath)) : el("span", { class: "muted" }, "(the easy path)");
+  return el("tr", { attempt: String(row.attempt) },
+    el("td", {}, row.attempt), el("td", {}, requestLink(row.request_id)),
+    el("td", {}, row.task_id ? el("a", { href: taskLink(row.task_id), title: row.task_id, class: "task-link" }, row.task_id.slice(0, 8) + "…") : "-"),
+    el("td", { class: "outcome" }, row.outcome), el("td", {}, paths),
+    el("td", { class: "findings" }, row.findings.join(", ") || "-"));
+}
+function drawChaos(chaos) {
+  $("rp-chaos").hidden = !chaos;
+  $("rp-no-chaos").hidden = !!chaos;
+  if (!chaos) return;
+  text("rp-chaos-seed", chaos.seed);
+  text("rp-chaos-profile", chaos.profile);
+  text("rp-chaos-label", chaos.label ? "test " + chaos.label : "");
+  text("rp-chaos-description", chaos.settings && chaos.settings.description ? "Profile: " + chaos.settings.description + "." : "");
+  text("rp-chaos-replay", "kf2v-mock run --chaos " + chaos.seed + " --chaos-profile " + chaos.profile + " -- COMMAND");
+  const body = $("rp-schedule").tBodies[0];
+  clear(body);
+  for (const row of chaos.schedule) body.appendChild(scheduleRow(row));
+  $("rp-schedule-empty").hidden = chaos.schedule.length > 0;
+}
+function drawCard(card) {
+  const summary = card.summary;
+  text("rp-summary", plural(summary.clients, "key") + ", " + plural(summary.requests, "request") + ", " +
+    plural(summary.tasks, "task") + ": " + plural(summary.errors, "error") + ", " + plural(summary.warnings, "warning") +
+    ", " + summary.infos + " info" + (summary.clean ? " — clean (no error or warning)" : ""));
+  $("rp-summary").className = summary.errors ? "sev-text-error" : summary.warnings ? "sev-text-warning" : "";
+  const clients = $("rp-clients").tBodies[0];
+  clear(clients);
+  for (const client of card.clients) clients.appendChild(clientRow(client));
+  const findings = $("rp-findings");
+  clear(findings);
+  for (const finding of card.findings) findings.appendChild(findingBox(finding));
+  $("rp-clean").hidden = card.findings.length > 0;
+  drawChaos(card.chaos);
+  definitions($("rp-thresholds"), Object.entries(card.thresholds));
+}
+let reportDue = 0;  // the earliest time (ms) of the next timed refresh of the card
+async function refreshReport(timed) {
+  if (timed && Date.now() < reportDue) return;
+  const started = Date.now();
+  const query = new URLSearchParams();
+  if ($("rp-key").value) query.set("key_id", $("rp-key").value);
+  if ($("rp-account").value) query.set("account", $("rp-account").value);
+  if ($("rp-final").checked) query.set("final", "true");
+  const card = await api("GET", "/_mock/report?" + query);
+  // The card is judged from the whole journal (up to 10,000 requests): when that takes a while,
+  // the tab asks ten times its cost apart instead of every second, so the emulator stays free.
+  reportDue = Date.now() + Math.max(POLL_MS, 10 * (Date.now() - started));
+  for (const client of card.clients) {
+    if (client.key_id) seenKeys.add(client.key_id);
+    if (client.account_id) seenAccounts.add(client.account_id);
+  }
+  fillSelect($("rp-key"), [...seenKeys].sort());
+  fillSelect($("rp-account"), [...seenAccounts].sort());
+  text("rp-stage", (card.final ? "judged as the end of the run" : "so far") + " · virtual time " + shortTime(card.generated_at));
+  const drawn = JSON.stringify(Object.assign({}, card, { generated_at: null }));
+  if (drawn === shownCard) return;  // unchanged: keep the page as it is (open details, selection)
+  shownCard = drawn;
+  drawCard(card);
+}
+for (const id of ["rp-key", "rp-account", "rp-final"]) $(id).addEventListener("change", () => refresh());
+
 // --- routing and polling ------------------------------------------------------------------------------
 function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
@@ -376,9 +527,9 @@ function route() {
   return { view, arg };
 }
 const VIEWS = { tasks: "view-tasks", task: "view-task", journal: "view-journal", request: "view-request",
-  faults: "view-faults", scenarios: "view-scenarios" };
+  faults: "view-faults", scenarios: "view-scenarios", report: "view-report" };
 let busy = false, pending = false;
-async function refresh() {
+async function refresh(timed = false) {
   if (busy) { pending = true; return; }
   busy = true;
   try {
@@ -394,6 +545,7 @@ async function refresh() {
     else if (view === "request" && arg) await showRequest(arg);
     else if (view === "faults") await refreshFaults();
     else if (view === "scenarios") await refreshScenarios();
+    else if (view === "report") await refreshReport(timed);
     else await refreshTasks();
   } catch (error) {
     if (!(error instanceof AdminError && error.status === 403)) text("clock-error", error.message);
@@ -415,7 +567,7 @@ async function start() {
   fillSelect($("f-status"), STATUSES);
   await refresh();
   if (timer === null) {
-    timer = setInterval(() => { if (route().view !== "request" && !document.hidden) refresh(); }, POLL_MS);
+    timer = setInterval(() => { if (route().view !== "request" && !document.hidden) refresh(true); }, POLL_MS);
   }
 }
 window.addEventListener("hashchange", () => refresh());
