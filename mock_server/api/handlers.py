@@ -13,11 +13,11 @@ from pathlib import Path
 from aiohttp import web
 
 from ..media.sizing import output_size
-from ..pipeline.answers import json_response
+from ..pipeline.answers import json_bytes_response, json_response
 from ..pipeline.bodies import read_json_body
 from ..pipeline.endpoints import endpoint
 from ..pipeline.keys import (EMULATOR, FAULT_PLAN, HTTP_SESSION, INTERCEPTED, REGION, REQUEST_ID,
-                             TASK_ID)
+                             TASK_ID, emulator_of, values_of)
 from ..pipeline.reasons import note
 from ..tasks.errors import DashScopeError, quoted
 from ..tasks.models import (STATUSES, SUCCEEDED, TASK_TTL, UPLOAD_MAX_BYTES, UPLOAD_POLICY_TTL,
@@ -28,7 +28,7 @@ from ..tasks.service import ListQuery, default_list_window
 from ..tasks.timestamps import parse_list_time
 from .create_body import parse_create_body
 from .image_intake import MAX_SIDE, MIN_SIDE, FrameImage, load_frame
-from .task_json import list_body, list_item, task_body
+from .task_json import FINAL, final_task_answer, list_body, list_item, task_body
 
 
 def request_region(request: web.Request) -> Region:
@@ -36,8 +36,8 @@ def request_region(request: web.Request) -> Region:
 
 
 def authenticate(request: web.Request) -> Account:
-    emulator = request.app[EMULATOR]
-    return emulator.keys.authenticate(request.headers.get("Authorization"), request[REGION])
+    return emulator_of(request).keys.authenticate(request.headers.get("Authorization"),
+                                                  values_of(request)[REGION])
 
 
 @lru_cache(maxsize=256)
@@ -60,7 +60,7 @@ def bucket_url(request: web.Request, bucket: str) -> str:
     """Where the client reaches ``bucket``: through the intercepting proxy, its real-looking OSS
     host (``https://dashscope-result-bj.oss-cn-beijing.aliyuncs.com``), which the proxy serves too;
     otherwise path-style on the address the client used."""
-    if request.get(INTERCEPTED):
+    if values_of(request).get(INTERCEPTED):
         return real_bucket_url(bucket)
     return f"{public_origin(request)}/{bucket}"
 
@@ -172,18 +172,25 @@ async def _load_frames(request: web.Request, account: Account, model: str, oss_h
 # --- query, list, cancel ---------------------------------------------------------------------------
 @endpoint("query")
 async def get_task(request: web.Request) -> web.Response:
-    emulator = request.app[EMULATOR]
+    emulator = emulator_of(request)
     account = authenticate(request)
     task_id = request.match_info["task_id"]
-    task = emulator.service.get(account, task_id)
     now = emulator.clock.now()
+    task = emulator.service.get(account, task_id, now)
     video_url = None
     if task is None:
         # The same words whether it never existed or is another account's (isolation).
         note(request, f"task {quoted(task_id)} is unknown to this account: never created here, "
                       "another account's, or over 24 h old")
-    elif task.status_at(now) == SUCCEEDED:
-        video_url = _video_url(request, task)
+    else:
+        status = task.status_at(now)
+        if status == SUCCEEDED:
+            video_url = _video_url(request, task)
+        if status in FINAL:
+            return json_bytes_response(final_task_answer(task, status, now,
+                                                         values_of(request)[REQUEST_ID],
+                                                         video_url),
+                                       endpoint="query")
     return json_response(task_body(task, task_id, now, request[REQUEST_ID], video_url),
                          endpoint="query")
 
@@ -197,11 +204,12 @@ def client_answer(request: web.Request, task: Task) -> dict:
 
 
 def _video_url(request: web.Request, task: Task) -> str | None:
-    if not task.video_ready or task.video_key is None or task.end_time is None:
+    end = task.end_time
+    if not task.video_ready or task.video_key is None or end is None:
         return None
-    emulator = request.app[EMULATOR]
-    expires = int((task.end_time + TASK_TTL).timestamp())
-    plan = request.get(FAULT_PLAN)
+    emulator = emulator_of(request)
+    expires = int((end + TASK_TTL).timestamp())
+    plan = values_of(request).get(FAULT_PLAN)
     if plan is not None and plan.expire_url():
         # An expire_url fault: the link is already past its Expires when first served.
         expires = int(emulator.clock.now().timestamp()) - 1

@@ -5,9 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..pipeline.answers import json_bytes
 from ..tasks.models import CANCELED, FAILED, RUNNING, SUCCEEDED, UNKNOWN, Task
 from ..tasks.regions import REGIONS
 from ..tasks.timestamps import epoch_ms, task_time
+
+FINAL = (SUCCEEDED, FAILED, CANCELED)
+# Encoded answers of tasks in a final state: they never change but for the request id (and a
+# SUCCEEDED task's link, which is part of the key: it depends on where the client connected), so
+# each is encoded once and served as head + request id + tail. Polls of finished tasks are most of
+# a client's traffic. Bounded. The service hands out copies of a stored task, which share its spec:
+# an entry holds when the spec is the same object (ids repeat after a reset) and the times agree.
+_FINAL_ANSWERS: dict[tuple[str, str, str | None], tuple[Any, Any, Any, bytes, bytes]] = {}
+_FINAL_ANSWERS_KEPT = 4096
+_REQUEST_ID_MARK = "\x00"  # where the request id goes (JSON-escaped, it is found only there)
 
 
 def task_body(task: Task | None, task_id: str, now: datetime, request_id: str,
@@ -37,6 +48,22 @@ def task_body(task: Task | None, task_id: str, now: datetime, request_id: str,
         output["message"] = task.failure.message
     output["task_metrics"] = task_metrics(status)
     return body
+
+
+def final_task_answer(task: Task, status: str, now: datetime, request_id: str,
+                      video_url: str | None) -> bytes:
+    """``task_body`` of ``task`` (``status`` one of ``FINAL``, as of ``now``) as JSON bytes;
+    ``request_id`` must need no JSON escaping (ours never do)."""
+    key = (task.task_id, status, video_url)
+    kept = _FINAL_ANSWERS.get(key)
+    if (kept is None or kept[0] is not task.spec or kept[1] != task.scheduled_time
+            or kept[2] != task.end_time):
+        encoded = json_bytes(task_body(task, task.task_id, now, _REQUEST_ID_MARK, video_url))
+        head, tail = encoded.split(json_bytes(_REQUEST_ID_MARK)[1:-1], 1)
+        if len(_FINAL_ANSWERS) >= _FINAL_ANSWERS_KEPT:
+            del _FINAL_ANSWERS[next(iter(_FINAL_ANSWERS))]  # the oldest
+        kept = _FINAL_ANSWERS[key] = (task.spec, task.scheduled_time, task.end_time, head, tail)
+    return kept[3] + request_id.encode() + kept[4]
 
 
 def task_metrics(status: str) -> dict[str, int]:

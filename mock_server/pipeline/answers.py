@@ -46,6 +46,13 @@ def content_type_of(endpoint: str | None) -> str:
     return _CONTENT_TYPES.get(endpoint or "", PLAIN_JSON)
 
 
+def json_bytes_response(data: bytes, status: int = 200, *,
+                        endpoint: str | None = None) -> web.Response:
+    """An answer whose JSON is already encoded (``json_bytes``), with ``json_response``'s headers."""
+    return web.Response(body=data, status=status,
+                        headers={"Content-Type": content_type_of(endpoint)})
+
+
 def json_response(body: dict[str, Any], status: int = 200, *,
                   endpoint: str | None = None) -> web.Response:
     return web.Response(body=json_bytes(body), status=status,
@@ -60,7 +67,14 @@ def error_response(error: DashScopeError, request_id: str,
 
 
 def http_date(now: datetime) -> str:
-    return format_datetime(now.astimezone(timezone.utc), usegmt=True)
+    """``now`` as an HTTP ``Date`` (whole seconds: formatted once per second of the clock)."""
+    second = int(now.timestamp())
+    if second != _last_date[0]:
+        _last_date[:] = [second, format_datetime(now.astimezone(timezone.utc), usegmt=True)]
+    return _last_date[1]
+
+
+_last_date: list = [None, ""]
 
 
 def compress_if_accepted(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,7 +1,9 @@
 """What the report card needs to know about one request beyond the journal's basics (the fields in
 ``traffic/journal.py`` ``REPORT_FIELDS``): whose key it carried, what a create asked for, what a
-query answered, which result link a download used. Filled by ``request_context`` when it journals
-the request; never reads a body a second time from the network (the create's is already parsed)."""
+query answered, which result link a download used. A create's facts (its body digest) are taken
+when ``request_context`` journals it (the body is not kept); every other fact is derived from what
+the journal keeps anyway (headers, the answer's bytes, the query string), when the journal is first
+read. Never reads a body a second time from the network (the create's is already parsed)."""
 
 from __future__ import annotations
 
@@ -9,49 +11,61 @@ import asyncio
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from ..tasks.accounts import bearer_key
+from ..tasks.accounts import KeyRing, bearer_key
 from ..tasks.regions import REGIONS
 from .bodies import OFF_LOOP_BYTES
-from .keys import JSON_BODY, TRUNCATE
+from .keys import JSON_BODY
 
 if TYPE_CHECKING:
-    from ..emulator import Emulator
+    from multidict import MultiMapping
 
 
-async def client_facts(request: web.Request, response: web.StreamResponse | None,
-                       endpoint: str | None, emulator: "Emulator") -> dict[str, Any]:
+async def create_facts(request: web.Request) -> dict[str, Any]:
+    """A create's own facts, taken while its body is at hand: ``async_header``, ``model``,
+    ``body_digest``."""
+    model, digest = await _create_body_facts(request)
+    return {"async_header": request.headers.get("X-DashScope-Async", "").strip().lower()
+            == "enable", "model": model, "body_digest": digest}
+
+
+def client_facts(endpoint: str | None, keys: KeyRing, authorization: str | None, *,
+                 answered: bool, truncated: bool, response_headers: Mapping[str, str] | None,
+                 response_body: bytes | None, response_status: int | None,
+                 query: "MultiMapping[str] | None", create: dict[str, Any] | None
+                 ) -> dict[str, Any]:
+    """The ``REPORT_FIELDS`` of one journaled request. ``answered``: an answer was sent (not a
+    disconnect); ``create``: ``create_facts`` of a create."""
     facts: dict[str, Any] = dict.fromkeys(("account_id", "key_id", "key_region", "model",
                                            "body_digest", "async_header", "retry_after",
                                            "task_status", "link_expires"))
-    facts["truncated"] = TRUNCATE in request
-    _key_facts(request, emulator, facts)
-    if response is not None:
-        facts["retry_after"] = _seconds(response.headers.get("Retry-After"))
+    facts["truncated"] = truncated
+    _key_facts(authorization, keys, facts)
+    if answered and response_headers is not None:
+        facts["retry_after"] = _seconds(response_headers.get("Retry-After"))
     if endpoint == "create":
-        facts["async_header"] = (request.headers.get("X-DashScope-Async", "").strip().lower()
-                                 == "enable")
-        facts["model"], facts["body_digest"] = await _create_body_facts(request)
+        facts.update(create or {})
     elif endpoint == "get_policy":
-        facts["model"] = request.query.get("model") or None
-    elif endpoint == "query" and response is not None and not facts["truncated"]:
-        facts["task_status"], facts["link_expires"] = _query_answer(response)
+        facts["model"] = (query.get("model") if query is not None else None) or None
+    elif endpoint == "query" and answered and not truncated:
+        facts["task_status"], facts["link_expires"] = _query_answer(response_status,
+                                                                    response_body)
     elif endpoint == "download":
-        facts["link_expires"] = _expires_iso(request.query.get("Expires"))
+        facts["link_expires"] = _expires_iso(query.get("Expires") if query is not None
+                                             else None)
     return facts
 
 
-def _key_facts(request: web.Request, emulator: "Emulator", facts: dict[str, Any]) -> None:
-    authorization = request.headers.get("Authorization")
+def _key_facts(authorization: str | None, keys: KeyRing, facts: dict[str, Any]) -> None:
     key = bearer_key(authorization)
     if not key:
         return
     for region in REGIONS:
-        account = emulator.keys.lookup(authorization, region)
+        account = keys.lookup(authorization, region)
         if account is not None:
             facts.update(account_id=account.account_id, key_id=account.api_key_id,
                          key_region=region)
@@ -84,20 +98,19 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _query_answer(response: web.StreamResponse) -> tuple[str | None, str | None]:
-    if (response.status != 200 or not isinstance(response, web.Response)
-            or not isinstance(response.body, (bytes, bytearray))):
+def _query_answer(status: int | None, body: bytes | None) -> tuple[str | None, str | None]:
+    if status != 200 or body is None:
         return None, None
     try:
-        output = json.loads(response.body).get("output") or {}
+        output = json.loads(body).get("output") or {}
     except (ValueError, AttributeError):
         return None, None
-    status = output.get("task_status")
+    task_status = output.get("task_status")
     link = output.get("video_url")
     expires = None
     if isinstance(link, str) and link:
         expires = _expires_iso((parse_qs(urlsplit(link).query).get("Expires") or [None])[0])
-    return (status if isinstance(status, str) else None), expires
+    return (task_status if isinstance(task_status, str) else None), expires
 
 
 def _expires_iso(text: str | None) -> str | None:

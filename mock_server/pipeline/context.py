@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -14,26 +15,46 @@ from .. import EMULATOR_HEADER, __version__
 from ..tasks.errors import DashScopeError
 from ..tasks.regions import region_for_host
 from .answers import compress_if_accepted, error_response, http_date
-from .client_facts import client_facts
+from .client_facts import create_facts
 from .endpoints import endpoint_of
-from .exchange import exchange_entry
-from .keys import EMULATOR, ERROR_CODE, NOTES, REGION, REQUEST_ID, TRUNCATE
-from .reasons import REASON_HEADER, compose, header_value
+from .exchange import Exchange
+from .keys import (EMULATOR, ERROR_CODE, NOTES, REGION, REQUEST_ID, SERVING, TRUNCATE,
+                   values_of)
+from .log_lines import request_line
+from .reasons import REASON_HEADER, compose, escape_controls, header_value
+
+if TYPE_CHECKING:
+    from ..emulator import Emulator
 
 log = logging.getLogger("kf2v_mock.requests")
+_EMULATOR_TAG = f"kf2v-mock/{__version__}"
 
 
 class Disconnect(Exception):
     """Raised inward-out to close the connection without any answer (a ``disconnect`` fault)."""
 
 
-def _region_of(request: web.Request) -> str:
-    region = region_for_host(request.headers.get("Host"))
-    if region is not None:
-        return region.name
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    port = sockname[1] if sockname else None
-    return request.app[EMULATOR].region_for_port(port)
+# Host header -> the region a real DashScope/OSS hostname names (None: any other host), as
+# region_for_host says; bounded, since clients choose what they send.
+_HOST_REGIONS: dict[str | None, str | None] = {}
+_HOST_REGIONS_KEPT = 1024
+
+
+def _region_of(request: web.Request, emulator: "Emulator") -> str:
+    host = request.headers.get("Host")
+    try:
+        name = _HOST_REGIONS[host]
+    except KeyError:
+        region = region_for_host(host)
+        name = region.name if region is not None else None
+        if len(_HOST_REGIONS) >= _HOST_REGIONS_KEPT:
+            _HOST_REGIONS.clear()
+        _HOST_REGIONS[host] = name
+    if name is not None:
+        return name
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return emulator.region_for_port(sockname[1] if sockname else None)
 
 
 def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -> DashScopeError:
@@ -64,9 +85,10 @@ def _as_dashscope_error(exc: Exception, request: web.Request, request_id: str) -
 async def request_context(request: web.Request, handler) -> web.StreamResponse:
     started = time.perf_counter()
     emulator = request.app[EMULATOR]
-    request_id = emulator.request_ids.next()
-    request[REQUEST_ID] = request_id
-    request[REGION] = _region_of(request)
+    values = values_of(request)
+    values[SERVING] = emulator
+    request_id = values[REQUEST_ID] = emulator.request_ids.next()
+    region = values[REGION] = _region_of(request, emulator)
     when = emulator.clock.now()
     emulator.lifecycle.tick(when)  # transitions due by now are logged before this request's line
     code = refusal = None
@@ -85,42 +107,47 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         error = _as_dashscope_error(exc, request, request_id)
         response = error_response(error, request_id, endpoint_of(request))
         code, refusal = error.code, error.reason
-    response.headers[EMULATOR_HEADER] = f"kf2v-mock/{__version__}"
-    response.headers["Date"] = http_date(emulator.clock.now())
-    response.headers.setdefault("X-Request-Id", request_id)
-    reason = compose(refusal, request.get(NOTES))
+    headers = response.headers
+    headers[EMULATOR_HEADER] = _EMULATOR_TAG
+    if "X-Request-Id" not in headers:
+        headers["X-Request-Id"] = request_id
+    headers["Date"] = http_date(emulator.clock.now())
+    notes = values.get(NOTES)
+    reason = compose(refusal, notes) if refusal or notes else None
     if reason is not None:
-        response.headers[REASON_HEADER] = header_value(reason)
+        headers[REASON_HEADER] = header_value(reason)
     if disconnected and request.transport is not None:
         request.transport.abort()
     answered = response  # what the handler answered (a truncate sends only part of it)
-    if not disconnected and TRUNCATE in request:
-        response = await _truncated(request, response, request[TRUNCATE])
+    truncated = TRUNCATE in values
+    if truncated and not disconnected:
+        response = await _truncated(request, response, values[TRUNCATE])
     else:
         compress_if_accepted(request, response)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
-    code = code or request.get(ERROR_CODE)
+    code = code or values.get(ERROR_CODE)
+    path = request.path
     # The admin API is not journaled (the console polls it), except the calls it refused.
-    if not request.path.startswith("/_mock/") or code == "AccessDenied":
-        entry, kept = exchange_entry(
-            request, answered, status=None if disconnected else response.status, code=code,
-            latency_ms=latency_ms, when=when, reason=reason)
-        # --- client facts for the report card (traffic/journal.py REPORT_FIELDS) ---
-        entry.update(await client_facts(request, None if disconnected else answered,
-                                        endpoint_of(request), emulator))
-        emulator.journal.record(entry, kept)
-    if emulator.settings.log_requests:
+    if not path.startswith("/_mock/") or code == "AccessDenied":
+        endpoint = endpoint_of(request)
+        emulator.journal.record(Exchange(
+            request, answered, request_id=request_id, endpoint=endpoint,
+            status=None if disconnected else response.status, code=code, latency_ms=latency_ms,
+            when=when, reason=reason, truncated=truncated, keys=emulator.keys,
+            # --- client facts for the report card (traffic/journal.py REPORT_FIELDS) ---
+            create_facts=await create_facts(request) if endpoint == "create" else None))
+    if emulator.settings.log_requests and log.isEnabledFor(logging.INFO):
         outcome = "disconnect" if disconnected else response.status
+        target = request.raw_path  # as the client sent it
+        if not target.isprintable():  # a log line stays one line
+            target = escape_controls(target)
+        line = (f"{request.remote} {request.method} {target} {outcome} region={region} "
+                f"request_id={request_id} {latency_ms:.1f}ms")
         if reason is None:
-            log.info("%s %s %s %s region=%s request_id=%s %.1fms", request.remote, request.method,
-                     request.path_qs, outcome, request[REGION], request_id, latency_ms,
-                     extra={"request_id": request_id, "status": outcome, "code": code})
+            request_line(log, line, request_id=request_id, status=outcome, code=code)
         else:
-            log.info("%s %s %s %s region=%s request_id=%s %.1fms %s reason=%s", request.remote,
-                     request.method, request.path_qs, outcome, request[REGION], request_id,
-                     latency_ms, code or "-", reason,
-                     extra={"request_id": request_id, "status": outcome, "code": code,
-                            "reason": reason})
+            request_line(log, f"{line} {code or '-'} reason={reason}", request_id=request_id,
+                         status=outcome, code=code, reason=reason)
     return response
 
 

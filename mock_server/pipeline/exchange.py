@@ -1,72 +1,128 @@
 """One request and its answer as the request journal keeps them (``traffic/journal.py`` has the
 field names, the bounds and how bodies are shown).
 
-Recording is cheap on purpose: nothing is read that the request did not read already, a JSON
-body the handler parsed is summarised from the parsed value (its base64 images are replaced by a
-short marker, not copied), and answer bodies are kept as the bytes that were sent (decoded only
-when someone reads the journal)."""
+Recording is cheap on purpose, since it happens on every request and reading is rare: an
+``Exchange`` holds references to what the request already has (its parsed headers and URL, the
+answer's headers and bytes, the parsed JSON body of a create, its faults list) plus a size
+estimate, and builds the journal's dict - masked headers, decoded bodies, the client facts - the
+first time the journal is read. Nothing is read that the request did not read already, a JSON body
+the handler parsed is summarised from the parsed value (its base64 images replaced by a short
+marker, not copied), and answer bodies are kept as the bytes that were sent."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import chain
+from typing import Any
 
 from aiohttp import web
 
+from ..tasks.accounts import KeyRing
 from ..traffic import journal
-from .endpoints import endpoint_of
-from .keys import APPLIED, EMULATOR, JSON_BODY, QUOTA, REGION, REQUEST_ID, TASK_ID
+from .client_facts import client_facts
+from .keys import APPLIED, JSON_BODY, QUOTA, REGION, TASK_ID, values_of
+
+_ENTRY_OVERHEAD = 600  # bytes: the dict and its small fields (as journal.py counts them)
 
 
-def exchange_entry(request: web.Request, response: web.StreamResponse, *, status: int | None,
-                   code: str | None, latency_ms: float, when: datetime,
-                   reason: str | None) -> tuple[dict, int | None]:
-    """The journal's entry for one exchange (field names: ``journal.FIELDS``), and the size its
-    request body keeps (for the journal's byte bound)."""
-    emulator = request.app[EMULATOR]
-    account = emulator.keys.lookup(request.headers.get("Authorization"), request[REGION])
-    request_body, request_bytes, kept = _request_body(request)
-    response_body, response_bytes = _response_body(response)
-    return {
-        "method": request.method, "path": request.path, "region": request[REGION],
-        "api_key_id": account.api_key_id if account is not None else None,
-        "status": status, "code": code, "latency_ms": latency_ms,
-        "request_id": request[REQUEST_ID], "task_id": request.get(TASK_ID),
-        "endpoint": endpoint_of(request), "time": when.isoformat(),
-        "faults": list(request.get(APPLIED, [])),
-        "reason": reason, "quota": request.get(QUOTA), "query": request.query_string or None,
-        "remote": request.remote,
-        "request_headers": journal.headers_of(request.headers.items()),
-        "request_body": request_body, "request_bytes": request_bytes,
-        "response_headers": journal.headers_of(response.headers.items()),
-        "response_body": response_body, "response_bytes": response_bytes,
-    }, kept
+class Exchange(journal.Deferred):
+    __slots__ = ("_request", "_response", "_facts", "_keys")
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, *,
+                 request_id: str, endpoint: str | None, status: int | None, code: str | None,
+                 latency_ms: float, when: datetime, reason: str | None, truncated: bool,
+                 keys: KeyRing, create_facts: dict[str, Any] | None = None):
+        """``response`` is what the handler answered (a ``truncate`` sends only part of it);
+        ``status`` None: the connection was dropped instead (a ``disconnect``)."""
+        values = values_of(request)
+        headers = response.headers
+        shown: Any = None
+        if isinstance(response, web.Response):
+            body = response.body
+            if not isinstance(body, (bytes, bytearray)):
+                body = None
+        else:
+            body = None
+            if isinstance(response, web.FileResponse):
+                # Sent after the entry is made (and maybe as a Range): named, not measured.
+                name = getattr(response, "_path", None)
+                shown = f"<file: video/mp4, {name.name if name else 'from disk'}>"
+        request_body, request_bytes, kept = _request_body(request, values)
+        super().__init__(request_id, _ENTRY_OVERHEAD
+                         + sum(map(len, chain.from_iterable(request.raw_headers)))
+                         + sum(map(len, chain.from_iterable(headers.items())))
+                         + (len(reason) if reason else 0) + (kept or 0)
+                         + (len(body) if body is not None else 0))
+        # What the entry is made of, read once; the rest is derived in build().
+        self._request = (request.method, request.path, values[REGION], status, code, latency_ms,
+                         values.get(TASK_ID), endpoint, when, values.get(APPLIED), reason,
+                         values.get(QUOTA), request.rel_url, request.remote, request.headers,
+                         request_body, request_bytes)
+        # The answer's headers (aiohttp adds Date, Server and Content-Length as it sends them)
+        # and bytes; never the response itself, which holds on to the request and its body.
+        self._response = (headers, body, shown,
+                          response.content_length if body is None and shown is None else None)
+        self._facts = (truncated, create_facts)
+        self._keys = keys
+
+    def build(self) -> dict:
+        (method, path, region, status, code, latency_ms, task_id, endpoint, when, faults, reason,
+         quota, url, remote, request_headers, request_body, request_bytes) = self._request
+        response_headers, body, shown, length = self._response
+        truncated, create = self._facts
+        authorization = request_headers.get("Authorization")
+        account = self._keys.lookup(authorization, region)
+        query = url.query
+        if shown is not None:
+            response_body: Any = shown
+            response_bytes = None
+        elif body is not None:
+            response_body = journal.RawBody(bytes(body), _mime(response_headers)) if body else None
+            response_bytes = len(body)
+        else:
+            response_body, response_bytes = None, length
+        entry = {
+            "method": method, "path": path, "region": region,
+            "api_key_id": account.api_key_id if account is not None else None,
+            "status": status, "code": code, "latency_ms": latency_ms,
+            "request_id": self.request_id, "task_id": task_id,
+            "endpoint": endpoint, "time": when.isoformat(),
+            "faults": list(faults or ()),
+            "reason": reason, "quota": quota, "query": url.query_string or None,
+            "remote": remote,
+            "request_headers": journal.headers_of(request_headers.items()),
+            "request_body": request_body, "request_bytes": request_bytes,
+            "response_headers": journal.headers_of(response_headers.items()),
+            "response_body": response_body, "response_bytes": response_bytes,
+        }
+        # --- client facts for the report card (traffic/journal.py REPORT_FIELDS) ---
+        entry.update(client_facts(
+            endpoint, self._keys, authorization, answered=status is not None,
+            truncated=truncated, response_headers=response_headers,
+            response_body=bytes(body) if body is not None else None, response_status=status,
+            query=query, create=create))
+        self._request = self._response = self._facts = None  # type: ignore[assignment]
+        return entry
 
 
-def _request_body(request: web.Request) -> tuple[object, int | None, int | None]:
+def _mime(headers: Any) -> str:
+    """The media type of a Content-Type header, as aiohttp's ``content_type`` gives it."""
+    value = headers.get("Content-Type")
+    return value.split(";", 1)[0].strip().lower() if value else "application/octet-stream"
+
+
+def _request_body(request: web.Request, values: dict) -> tuple[object, int | None, int | None]:
     """(body as kept, its size as sent, the size kept): the parsed JSON when a handler parsed it,
     the bytes when something read them, a marker for a body nobody read (an upload streamed to
     disk)."""
-    parsed = request.get(JSON_BODY)
+    parsed = values.get(JSON_BODY)
     raw = request._read_bytes  # aiohttp keeps a body that was read here; never read it ourselves
+    if parsed is None and raw is None and not request.body_exists:
+        return None, None, 0
     size = len(raw) if raw is not None else request.content_length
     if parsed is not None and parsed[0]:
         tally = [0]
         return journal.elide(parsed[1], tally), size, tally[0]
     if raw is not None:
         return journal.RawBody(raw, request.content_type), size, len(raw)
-    if request.body_exists:
-        return journal.marker(request.content_type, size, "not read"), size, None
-    return None, None, 0
-
-
-def _response_body(response: web.StreamResponse) -> tuple[object, int | None]:
-    if isinstance(response, web.FileResponse):
-        # Sent after this runs (and maybe as a Range): named, not measured (no disk IO here).
-        name = getattr(response, "_path", None)
-        return f"<file: video/mp4, {name.name if name else 'from disk'}>", None
-    body = getattr(response, "body", None)
-    if isinstance(body, (bytes, bytearray)):
-        if not body:
-            return None, 0
-        return journal.RawBody(bytes(body), response.content_type), len(body)
-    return None, response.content_length
+    return journal.marker(request.content_type, size, "not read"), size, None

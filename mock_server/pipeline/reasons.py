@@ -31,7 +31,12 @@ def compose(refusal: str | None, notes: list[str] | None) -> str | None:
     parts = [refusal] if refusal else []
     parts += notes or []
     # Control characters from client input (a URL with a newline) never break a log line.
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "; ".join(parts)) or None
+    return escape_controls("; ".join(parts)) or None
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def header_value(reason: str) -> str:

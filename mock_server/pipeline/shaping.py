@@ -13,8 +13,8 @@ from ..traffic.faults import FaultPlan, RequestContext, error_of
 from .bodies import read_json_body
 from .context import Disconnect
 from .endpoints import endpoint_of
-from .keys import (APPLIED, EMULATOR, FAULT_PLAN, NOTES, QUOTA, REGION, REQUEST_ID, TASK_ID,
-                   TRUNCATE)
+from .keys import (APPLIED, FAULT_PLAN, NOTES, QUOTA, REGION, REQUEST_ID, TASK_ID,
+                   TRUNCATE, emulator_of, values_of)
 
 
 @web.middleware
@@ -22,20 +22,29 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
     endpoint = endpoint_of(request)
     if endpoint is None:
         return await handler(request)
-    emulator = request.app[EMULATOR]
+    emulator = emulator_of(request)
     settings = emulator.settings
-    ctx = await _context(request, endpoint)
-    if ctx.task_id is not None:
-        request[TASK_ID] = ctx.task_id
+    values = values_of(request)
+    task_id = _task_id_of(request, endpoint)
+    if task_id is not None:
+        values[TASK_ID] = task_id
+    header = request.headers.get(scenarios.HEADER)
+    creating = endpoint == "create"
+    if not (creating or header or settings.quotas or emulator.store.fault_rules()):
+        # Nothing can act on this request (a poll, usually): no scenario, quota or fault rule.
+        return await handler(request)
+    ctx = await _context(request, endpoint, task_id)
     chosen = scenarios.Selected()
     if settings.scenarios:
-        chosen = scenarios.select(request.headers.get(scenarios.HEADER), ctx.prompt, endpoint)
+        chosen = scenarios.select(header, ctx.prompt, endpoint)
     # --- chaos (traffic/chaos.py): each create draws its hard paths as one more scenario ---
-    if emulator.chaos is not None and endpoint == "create":
-        chosen.add(*emulator.chaos.draw_create(request[REQUEST_ID]), endpoint,
+    if emulator.chaos is not None and creating:
+        chosen.add(*emulator.chaos.draw_create(values[REQUEST_ID]), endpoint,
                    f"the chaos run (seed {emulator.chaos.seed})")
-    applied = request[APPLIED] = [f"scenario:{name}" for name in chosen.names]
-    notes = request.setdefault(NOTES, [])
+    applied = values[APPLIED] = [f"scenario:{name}" for name in chosen.names]
+    notes = values.get(NOTES)
+    if notes is None:
+        notes = values[NOTES] = []
     notes += chosen.notes
     rules = emulator.faults.select(ctx, terminal_taken=chosen.terminal is not None)
     applied += rules.rule_ids
@@ -62,25 +71,37 @@ async def traffic_shaping(request: web.Request, handler) -> web.StreamResponse:
             raise error_of(action)
         if kind == "disconnect":
             raise Disconnect()
-        request[TRUNCATE] = action["bytes"]
-    request[FAULT_PLAN] = FaultPlan(emulator.faults, ctx, scenario_failure=chosen.task_failure,
-                                    applied=applied, notes=notes,
-                                    scenario_timing=chosen.task_timing)
+        values[TRUNCATE] = action["bytes"]
+    values[FAULT_PLAN] = FaultPlan(emulator.faults, ctx, scenario_failure=chosen.task_failure,
+                                   applied=applied, notes=notes,
+                                   scenario_timing=chosen.task_timing)
     response = await handler(request)
-    if chosen.task_rules and endpoint == "create" and response.status == 200:
+    if chosen.task_rules and creating and response.status == 200:
         for name, rule in chosen.task_rules:
             installed = emulator.faults.add(rule, source=f"scenario:{name}",
-                                            match={"task_id": request[TASK_ID]})
+                                            match={"task_id": values[TASK_ID]})
             applied.append(installed["id"])
             notes.append(f"scenario {name} installed fault rule {installed['id']} for task "
-                         f"{request[TASK_ID]}")
+                         f"{values[TASK_ID]}")
     return response
 
 
-async def _context(request: web.Request, endpoint: str) -> RequestContext:
+def _task_id_of(request: web.Request, endpoint: str) -> str | None:
+    """The task a request names (before its handler runs: the journal keeps it either way)."""
+    if endpoint in ("query", "cancel"):
+        return request.match_info.get("task_id")
+    if endpoint == "list":
+        return request.query.get("task_id") or None
+    if endpoint == "download":
+        name = request.match_info.get("key", "").rsplit("/", 1)[-1]
+        return name.removesuffix(".mp4") if name.endswith(".mp4") else None
+    return None
+
+
+async def _context(request: web.Request, endpoint: str, task_id: str | None) -> RequestContext:
     """What fault rules can match on for this request."""
-    emulator = request.app[EMULATOR]
-    model = prompt = task_id = None
+    emulator = emulator_of(request)
+    model = prompt = None
     if endpoint == "create":
         try:
             body = await read_json_body(request)
@@ -91,16 +112,10 @@ async def _context(request: web.Request, endpoint: str) -> RequestContext:
             inputs = body.get("input")
             if isinstance(inputs, dict) and isinstance(inputs.get("prompt"), str):
                 prompt = inputs["prompt"]
-    elif endpoint in ("query", "cancel"):
-        task_id = request.match_info.get("task_id")
     elif endpoint == "list":
-        task_id = request.query.get("task_id") or None
         model = request.query.get("model_name") or None
     elif endpoint == "get_policy":
         model = request.query.get("model") or None
-    elif endpoint == "download":
-        name = request.match_info.get("key", "").rsplit("/", 1)[-1]
-        task_id = name.removesuffix(".mp4") if name.endswith(".mp4") else None
     # The task's model and prompt are only matched by fault rules: no rules, no lookup.
     if task_id is not None and emulator.store.fault_rules():
         task = emulator.store.get_task(task_id)

@@ -51,6 +51,9 @@ class KeyRing:
                 api_key=spec.api_key,
                 api_key_id=_digits(f"key:{spec.api_key}", 6),
             )
+        # (Authorization header, region) -> its account, for headers that authenticated: every
+        # poll sends the same one. Bounded (clients choose the spelling).
+        self._accepted: dict[tuple[str, str], Account] = {}
 
     def keys(self) -> list[Account]:
         return list(self._accounts.values())
@@ -65,6 +68,16 @@ class KeyRing:
 
     def authenticate(self, authorization: str | None, region: str) -> Account:
         """The account behind ``Authorization: Bearer <key>`` for a request to ``region``."""
+        accepted = self._accepted.get((authorization, region))  # type: ignore[arg-type]
+        if accepted is not None:
+            return accepted
+        account = self._authenticate(authorization, region)
+        if len(self._accepted) >= _ACCEPTED_KEPT:
+            self._accepted.clear()
+        self._accepted[(authorization, region)] = account  # type: ignore[index]
+        return account
+
+    def _authenticate(self, authorization: str | None, region: str) -> Account:
         key = _bearer(authorization)
         if not key:
             raise DashScopeError.of("no_api_key", reason=_missing_key_reason(authorization))
@@ -79,6 +92,9 @@ class KeyRing:
                 f"key {masked(key)} belongs to {account.region}, and this request went to "
                 f"{region}'s endpoint"))
         return account
+
+
+_ACCEPTED_KEPT = 256
 
 
 def masked(key: str) -> str:

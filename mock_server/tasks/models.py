@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 PENDING = "PENDING"
 RUNNING = "RUNNING"
@@ -126,7 +127,7 @@ class Task:
             return None
         if self.failure is not None and self.failure.at == "start":
             return self.scheduled_time
-        return self.scheduled_time + timedelta(seconds=self.run_time)
+        return self.scheduled_time + _duration(self.run_time)
 
     def status_at(self, now: datetime) -> str:
         if now >= self.expires_at:
@@ -143,6 +144,11 @@ class Task:
             return FAILED
         # The clip must be fully written before SUCCEEDED is reported; until then it still runs.
         return SUCCEEDED if self.video_ready else RUNNING
+
+
+@lru_cache(maxsize=4096)  # read on every poll; a timedelta from a float costs a few microseconds
+def _duration(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 @dataclass(slots=True)

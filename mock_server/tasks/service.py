@@ -128,13 +128,14 @@ class TaskService:
         return created
 
     # --- read ------------------------------------------------------------------------------------
-    def get(self, account: Account, task_id: str) -> Task | None:
-        """The account's task, or None when it does not exist for this account (-> UNKNOWN)."""
+    def get(self, account: Account, task_id: str, now: datetime | None = None) -> Task | None:
+        """The account's task, or None when it does not exist for this account (-> UNKNOWN) or
+        is over 24 h old at ``now`` (default: the clock's now)."""
         state = self._states.get(task_id)
         if (state is None or state.region != account.region
                 or state.account_id != account.account_id):
             return None
-        if to_us(self.clock.now()) >= state.submit + TTL_US:
+        if to_us(now or self.clock.now()) >= state.submit + TTL_US:
             return None
         return self.find(task_id)
 

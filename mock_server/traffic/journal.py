@@ -9,6 +9,10 @@ their MIME type and size, binary bodies by a marker with their type and size, an
 
 Bounded by count (``size``, default 10,000 entries) and by bytes (``max_bytes``, default 64 MiB,
 estimated from the bodies and headers kept): the oldest entries go first.
+
+Recording is cheap (it happens on every request; reading is rare): an entry may be recorded as a
+``Deferred`` - references to what was exchanged, with its size estimate - whose dict is built the
+first time the journal is read (``Deferred.fields``) and kept from then on.
 """
 
 from __future__ import annotations
@@ -151,6 +155,30 @@ def _size_of(value: Any) -> int:
     return 8
 
 
+class Deferred:
+    """An entry recorded as references (``pipeline/exchange.py`` makes them): ``request_id`` and
+    ``cost`` (its size estimate) are known at once; ``fields()`` builds the entry's dict, in
+    ``FIELDS`` order, the first time someone reads it."""
+    __slots__ = ("request_id", "cost", "_fields")
+
+    def __init__(self, request_id: str | None, cost: int):
+        self.request_id = request_id
+        self.cost = cost
+        self._fields: dict | None = None
+
+    def fields(self) -> dict:
+        if self._fields is None:
+            self._fields = self.build()
+        return self._fields
+
+    def build(self) -> dict:  # pragma: no cover - subclasses build their entry
+        raise NotImplementedError
+
+
+def _dict_of(entry: "dict | Deferred") -> dict:
+    return entry if type(entry) is dict else entry.fields()  # type: ignore[union-attr]
+
+
 def render(entry: dict, brief: bool = False) -> dict:
     """An entry as the admin API shows it: bodies decoded; ``brief`` leaves out the exchange."""
     if brief:
@@ -166,27 +194,35 @@ class Journal:
     def __init__(self, size: int = DEFAULT_SIZE, max_bytes: int = DEFAULT_MAX_BYTES):
         self.size = max(1, size)
         self.max_bytes = max_bytes
-        self._entries: deque[tuple[dict, int]] = deque()
+        self._entries: deque[tuple[dict | Deferred, int]] = deque()
         self._bytes = 0
-        self._by_id: dict[str, dict] = {}
+        self._by_id: dict[str, dict | Deferred] = {}
 
-    def record(self, entry: dict, body_size: int | None = None) -> None:
-        """Keep ``entry``; ``body_size`` (when known) is what its parsed request body keeps, so
-        it need not be walked again."""
-        cost = (_ENTRY_OVERHEAD + len(entry.get("reason") or "")
-                + _size_of(entry.get("request_headers")) + _size_of(entry.get("response_headers"))
-                + _size_of(entry.get("response_body"))
-                + (body_size if body_size is not None else _size_of(entry.get("request_body"))))
-        self._entries.append((entry, cost))
+    def record(self, entry: dict | Deferred, body_size: int | None = None) -> None:
+        """Keep ``entry`` (a dict, or a ``Deferred`` that knows its own cost); ``body_size``
+        (when known) is what a dict's parsed request body keeps, so it need not be walked
+        again."""
+        if type(entry) is not dict:
+            cost, request_id = entry.cost, entry.request_id  # type: ignore[union-attr]
+        else:
+            cost = (_ENTRY_OVERHEAD + len(entry.get("reason") or "")
+                    + _size_of(entry.get("request_headers"))
+                    + _size_of(entry.get("response_headers"))
+                    + _size_of(entry.get("response_body"))
+                    + (body_size if body_size is not None
+                       else _size_of(entry.get("request_body"))))
+            request_id = entry.get("request_id")
+        entries = self._entries
+        entries.append((entry, cost))
         self._bytes += cost
-        if entry.get("request_id"):
-            self._by_id[entry["request_id"]] = entry
-        while len(self._entries) > self.size or (self._bytes > self.max_bytes
-                                                 and len(self._entries) > 1):
-            old, old_cost = self._entries.popleft()
+        if request_id:
+            self._by_id[request_id] = entry
+        while len(entries) > self.size or (self._bytes > self.max_bytes and len(entries) > 1):
+            old, old_cost = entries.popleft()
             self._bytes -= old_cost
-            if self._by_id.get(old.get("request_id")) is old:
-                del self._by_id[old["request_id"]]
+            old_id = old.get("request_id") if type(old) is dict else old.request_id  # type: ignore[union-attr]
+            if old_id is not None and self._by_id.get(old_id) is old:
+                del self._by_id[old_id]
 
     @property
     def bytes(self) -> int:
@@ -195,7 +231,7 @@ class Journal:
 
     def get(self, request_id: str) -> dict | None:
         entry = self._by_id.get(request_id)
-        return render(entry) if entry is not None else None
+        return render(_dict_of(entry)) if entry is not None else None
 
     def entries(self, **filters: Any) -> list[dict]:
         """Entries that pass every filter (``FILTERS``; values as text, as in a query string),
@@ -215,7 +251,8 @@ class Journal:
         brief = str(options.get("brief", "")).lower() in ("1", "true", "yes")
         source = (e for e, _ in (reversed(self._entries) if order == "desc" else self._entries))
         found = []
-        for entry in source:
+        for kept in source:
+            entry = _dict_of(kept)
             if test(entry):
                 found.append(render(entry, brief))
                 if limit is not None and len(found) >= limit:
