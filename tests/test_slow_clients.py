@@ -131,13 +131,18 @@ def test_a_body_that_keeps_flowing_is_never_cut_off(server):
     body = json.dumps(kf2v_body()).encode()
     sock = connect(server)
     sock.sendall(create_request(body))
-    pieces = [body[i:i + len(body) // 12 + 1] for i in range(0, len(body), len(body) // 12 + 1)]
-    for piece in pieces:  # about 2.5 timeouts in all, never more than a third of one apart
-        sock.sendall(piece)
+    answer = trickle(sock, body, parts=12)  # about 4 timeouts in all
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+def trickle(sock, data: bytes, parts: int) -> bytes:
+    """Send ``data`` in ``parts`` pieces, never more than a third of a timeout apart; the answer."""
+    step = len(data) // parts + 1
+    for start in range(0, len(data), step):
+        sock.sendall(data[start:start + step])
         time.sleep(SHORT / 3)
     sock.settimeout(10)
-    answer = sock.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    return sock.recv(65536)
 
 
 def test_an_upload_that_keeps_flowing_is_never_cut_off(server, monkeypatch):
@@ -161,12 +166,7 @@ def test_an_upload_that_keeps_flowing_is_never_cut_off(server, monkeypatch):
     sock = connect(server)
     sock.sendall((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data;"
                   f" boundary={boundary}\r\nContent-Length: {len(form)}\r\n\r\n").encode())
-    step = len(form) // 10 + 1
-    for start in range(0, len(form), step):
-        sock.sendall(form[start:start + step])
-        time.sleep(SHORT / 3)
-    sock.settimeout(10)
-    answer = sock.recv(65536)
+    answer = trickle(sock, form, parts=10)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
 
 
