@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from fixtures.frames import frame_data_url
+from mock_server import logs
 from mock_server.app import create_app
 from mock_server.config import Settings
+from mock_server.pipeline import log_lines
 from mock_server.pipeline.keys import EMULATOR
 from mock_server.tasks.errors import CATALOGUE
 from mock_server.testing.embedded import EmbeddedServer
@@ -36,6 +39,25 @@ def pytest_runtest_call(item):
     if violations:
         raise AssertionError("answers outside contract/openapi.yaml:\n  " + "\n  ".join(violations))
     return result
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """A test that runs the CLI in-process (``main(["serve"])``) installs ``logs.setup``'s handler on
+    the root logger, bound to the stderr pytest captured for that test: take it off again, so that
+    later records (aiohttp's warnings at exit among them) never reach a closed stream."""
+    root = logging.getLogger()
+    level = root.level
+    chatty = {name: logging.getLogger(name).level for name in logs.CHATTY}
+    yield
+    for handler in list(root.handlers):
+        if isinstance(handler, logs.LoopBatchedHandler):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, chatty_level in chatty.items():
+        logging.getLogger(name).setLevel(chatty_level)
+    log_lines.write_directly_to(None, None)
+
 
 BJ_KEY = "sk-kf2v-mock-beijing"
 SG_KEY = "sk-kf2v-mock-singapore"

@@ -133,10 +133,13 @@ def test_a_data_dir_that_cannot_be_written(tmp_path, case):
 
 
 def test_the_data_dir_in_use_is_logged(tmp_path):
+    # Read once stopped: the line follows the ready file, so a busy machine may not show it yet.
     with ServeProcess(data_dir=tmp_path / "data", workdir=tmp_path / "w", quiet=False) as server:
-        assert f"data dir {tmp_path / 'data'} (kept across restarts)" in server.logs()
+        pass
+    assert f"data dir {tmp_path / 'data'} (kept across restarts)" in server.logs()
     with ServeProcess(workdir=tmp_path / "w2", quiet=False) as server:
-        assert "(temporary: removed at exit, nothing kept)" in server.logs()
+        pass
+    assert "(temporary: removed at exit, nothing kept)" in server.logs()
 
 
 # --- the ready file --------------------------------------------------------------------------------
