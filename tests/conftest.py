@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -39,6 +40,14 @@ def pytest_runtest_call(item):
     if violations:
         raise AssertionError("answers outside contract/openapi.yaml:\n  " + "\n  ".join(violations))
     return result
+
+
+def missing_component(why: str, fix: str) -> NoReturn:
+    """A test that needs a real component (a browser, a tool) must run in CI: there its absence
+    fails the test; elsewhere the test is skipped with what to do."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}: this test must run in CI ({fix})", pytrace=False)
+    pytest.skip(f"{why}: {fix}")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ The browser is a real component: with ``CI`` set a missing Chromium or Playwrigh
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from fixtures.frames import frame_data_url
 from mock_server.config import Settings
 from mock_server.testing.embedded import EmbeddedServer
-from tests.conftest import BJ_KEY, SG_KEY
+from tests.conftest import BJ_KEY, SG_KEY, missing_component
 from tests.netutil import local_non_loopback_address
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,10 +31,7 @@ WAIT_MS = 15_000
 
 
 def _missing(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{why}: the browser test must run in CI (scripts/test installs Chromium as "
-                    "root with apt-get)", pytrace=False)
-    pytest.skip(f"{why}; install it with: apt-get install -y chromium")
+    missing_component(why, "install it with apt-get install -y chromium; scripts/test does as root")
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from yarl import URL
 from fixtures.frames import frame_bytes, frame_data_url
 from mock_server.proxy.authority import CertificateAuthority
 from mock_server.proxy.clients import intercept_environment
+from tests.conftest import missing_component
 from tests.media_checks import assert_clip
 from tests.proxy_support import (BEIJING, MODELS, PRODUCTION, RESULT_HOSTS, SINGAPORE,
                                  UPLOAD_HOSTS, proxied, proxy_server)  # noqa: F401
@@ -324,9 +325,7 @@ def test_the_plugin_fixture_lets_unmodified_code_call_production(pytester):
 def test_curl_through_the_proxy(proxied, proxy_server):
     curl = shutil.which("curl")
     if curl is None:
-        if os.environ.get("CI"):
-            pytest.fail("curl is missing (scripts/test installs it)")
-        pytest.skip("curl is not installed")
+        missing_component("curl is not installed", "scripts/test installs it with apt-get as root")
     base = [curl, "-sS", "--max-time", "20", "--proxy", proxy_server.proxy_url,
             "-H", "Authorization: Bearer sk-kf2v-mock-beijing"]
     url = f"{PRODUCTION[BEIJING]}/tasks/no-such-task"

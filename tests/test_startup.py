@@ -16,6 +16,7 @@ import pytest
 
 from mock_server.cli import main, unknown_env_names
 from mock_server.testing.serve_process import ServeError, ServeProcess
+from tests.conftest import missing_component
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,9 +108,8 @@ def _without_root_powers() -> tuple:
     if os.geteuid() != 0:
         return ()
     if shutil.which("setpriv") is None:
-        if os.environ.get("CI"):
-            pytest.fail("setpriv (util-linux) is needed to test permissions as root")
-        pytest.skip("running as root without setpriv: permissions cannot be tested")
+        missing_component("running as root without setpriv: permissions cannot be tested",
+                          "scripts/test installs util-linux with apt-get as root")
     drop = "-dac_override,-dac_read_search"
     return ("setpriv", "--bounding-set", drop, "--inh-caps", drop)
 
