@@ -34,24 +34,10 @@ class Disconnect(Exception):
     """Raised inward-out to close the connection without any answer (a ``disconnect`` fault)."""
 
 
-# Host header -> the region a real DashScope/OSS hostname names (None: any other host), as
-# region_for_host says; bounded, since clients choose what they send.
-_HOST_REGIONS: dict[str | None, str | None] = {}
-_HOST_REGIONS_KEPT = 1024
-
-
 def _region_of(request: web.Request, emulator: "Emulator") -> str:
-    host = request.headers.get("Host")
-    try:
-        name = _HOST_REGIONS[host]
-    except KeyError:
-        region = region_for_host(host)
-        name = region.name if region is not None else None
-        if len(_HOST_REGIONS) >= _HOST_REGIONS_KEPT:
-            _HOST_REGIONS.clear()
-        _HOST_REGIONS[host] = name
-    if name is not None:
-        return name
+    region = region_for_host(request.headers.get("Host"))
+    if region is not None:
+        return region.name
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     return emulator.region_for_port(sockname[1] if sockname else None)

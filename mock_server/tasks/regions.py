@@ -12,6 +12,7 @@ and listed in ``docs/assumptions.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 BEIJING = "cn-beijing"
 SINGAPORE = "ap-southeast-1"
@@ -98,6 +99,7 @@ REGIONS: dict[str, Region] = {
 }
 
 
+@lru_cache(maxsize=1024)  # asked on every request; bounded, since clients choose the Host header
 def region_for_host(host: str | None) -> Region | None:
     """The region a real DashScope hostname (or one of its OSS bucket hostnames) names, or None for
     any other host (e.g. 127.0.0.1)."""
