@@ -37,7 +37,7 @@ from .cli_report import (add_chaos_arguments, add_report_arguments, after_run,
                          build_report_parser, check_report_arguments, report_main)
 from .config import Settings
 from .emulator import Emulator
-from .media.render import X264_PRESETS
+from .media.clip_request import X264_PRESETS
 from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
 from .proxy.clients import intercept_environment, trust_instructions
 from .proxy.listener import proxy_site

@@ -20,8 +20,8 @@ How it stays cheap (shared/spec/perf-notes.md, "yuv420p pipe recipe"):
   (fixed-point integer maths);
 - camera moves sample a 2x up-sampled copy of the planes with Pillow's
   nearest-neighbour resize (quarter-pixel accurate, about a copy's cost);
-- the cross-fade is the uint16 integer blend ``(a*(256-k) + b*k + 128) >> 8``
-  straight from the sampled planes into one preallocated frame;
+- the cross-fade is Pillow's one-pass blend of the two sampled images with alpha ``k/256``,
+  which is exactly the integer ``(a*(256-k) + b*k) >> 8`` (see ``_keyframe_frames``);
 - one frame at a time goes down the pipe as raw yuv420p (never the whole clip).
 
 The function is synchronous and keeps no global mutable state apart from a
@@ -40,81 +40,26 @@ of the machine does not matter; integer colour conversion and blending).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image
 
+from .clip_request import (DEFAULT_PRESET, DURATION_S, FPS, NUM_FRAMES, TEMPLATES, X264_PRESETS,
+                           RenderError, RenderRequest, request_digest, validate)
 from .motion import MovePlan, camera_progress, fade_weight, layer_boxes, plan_move
-from .templates import TEMPLATES, make_effect
+from .templates import make_effect
 from .watermark import watermark_for
 from .yuv import PlaneSampler, decode_image, fit_cover, rgb_to_yuv420p
 
-FPS = 30
-NUM_FRAMES = 150
-DURATION_S = NUM_FRAMES / FPS
 CRF = 25
-DEFAULT_PRESET = "veryfast"
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast",
-                "medium", "slow", "slower", "veryslow", "placebo")
-SEED_MAX = 2147483647
 
 __all__ = ["RenderRequest", "render_clip", "iter_frames", "request_digest", "X264_PRESETS",
            "TEMPLATES", "FPS", "NUM_FRAMES", "DURATION_S", "DEFAULT_PRESET", "RenderError"]
-
-
-class RenderError(RuntimeError):
-    """ffmpeg failed; the message carries the tail of its stderr."""
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    first_image: bytes          # encoded image file bytes (JPEG/PNG/BMP/WEBP), validated by caller
-    last_image: bytes | None    # None when an effect template is used
-    width: int                  # output size, multiples of 16 (from sizing.output_size)
-    height: int
-    seed: int                   # 0..2147483647
-    prompt: str = ""            # may steer the camera move
-    template: str | None = None  # hanfu-1, solaron, magazine, mech1, mech2
-    watermark: bool = False
-    preset: str = DEFAULT_PRESET  # x264 preset; tests use "ultrafast"
-
-
-# Bump whenever the same request would give other bytes (the clip cache keys on it).
-RENDER_FORMAT = 2
-
-
-def request_digest(req: RenderRequest) -> str:
-    """A hex SHA-256 naming the clip ``req`` renders to: equal digests, equal bytes (same
-    renderer format and ffmpeg build)."""
-    digest = hashlib.sha256()
-    for part in (f"kf2v-clip/{RENDER_FORMAT}", os.path.basename(imageio_ffmpeg.get_ffmpeg_exe()),
-                 req.width, req.height, req.seed, req.prompt, req.template, req.watermark,
-                 req.preset, req.first_image, req.last_image):
-        data = b"b" + part if isinstance(part, bytes) else b"r" + repr(part).encode()
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _validate(req: RenderRequest) -> None:
-    if not isinstance(req.width, int) or not isinstance(req.height, int):
-        raise TypeError("width and height must be int")
-    if req.width < 16 or req.height < 16 or req.width % 2 or req.height % 2:
-        raise ValueError(f"output size must be even and >= 16, got {req.width}x{req.height}")
-    if not isinstance(req.seed, int) or not 0 <= req.seed <= SEED_MAX:
-        raise ValueError(f"seed must be an int in [0, {SEED_MAX}], got {req.seed!r}")
-    if req.template is not None and req.template not in TEMPLATES:
-        raise ValueError(f"unknown template {req.template!r}; known: {', '.join(TEMPLATES)}")
-    if req.template is None and req.last_image is None:
-        raise ValueError("last_image is required unless a template is used")
-    if req.preset not in X264_PRESETS:
-        raise ValueError(f"unknown x264 preset {req.preset!r}")
 
 
 def _load_planes(data: bytes, w: int, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,23 +82,10 @@ class _FrameBuffer:
         return self.y, self.u, self.v
 
 
-class _FrameBuffer16(_FrameBuffer):
-    """The same planes in uint16 (blend scratch)."""
-
-    def __init__(self, w: int, h: int) -> None:
-        self.flat = np.empty(w * h * 3 // 2, np.uint16)
-        ys, cs = w * h, (w // 2) * (h // 2)
-        self.y = self.flat[:ys].reshape(h, w)
-        self.u = self.flat[ys:ys + cs].reshape(h // 2, w // 2)
-        self.v = self.flat[ys + cs:].reshape(h // 2, w // 2)
-
-
 def _keyframe_frames(req: RenderRequest, plan: MovePlan,
                      first: PlaneSampler, last: PlaneSampler) -> Iterator[_FrameBuffer]:
     w, h = req.width, req.height
     out = _FrameBuffer(w, h)
-    # uint16 scratch with the frame's plane shapes: the blend reads the samplers' planes directly
-    acc, tmp = _FrameBuffer16(w, h), _FrameBuffer16(w, h)
     for i in range(NUM_FRAMES):
         t = i / (NUM_FRAMES - 1)
         k = int(round(256 * fade_weight(plan, t)))
@@ -163,15 +95,11 @@ def _keyframe_frames(req: RenderRequest, plan: MovePlan,
         elif k >= 256:
             last.render(box_b, *out.planes)
         else:
-            for a, b, dst, s, u in zip(first.planes(box_a), last.planes(box_b), out.planes,
-                                       acc.planes, tmp.planes):
-                # (a*(256-k) + b*k + 128) >> 8: cannot overflow uint16 (255*256+128 < 65536)
-                np.multiply(a, 256 - k, out=s, dtype=np.uint16)
-                np.multiply(b, k, out=u, dtype=np.uint16)
-                s += u
-                s += 128
-                s >>= 8
-                np.copyto(dst, s, casting="unsafe")
+            for a, b, dst in zip(first.images(box_a), last.images(box_b), out.planes):
+                # Pillow computes a + alpha*(b - a) in float and truncates. With alpha = k/256
+                # every product and sum is exact in a float, fused or not, so this is the
+                # integer (a*(256-k) + b*k) >> 8 on every machine, in one pass.
+                np.copyto(dst, np.asarray(Image.blend(a, b, k / 256)))
         yield out
 
 
@@ -189,7 +117,7 @@ def iter_frames(req: RenderRequest) -> Iterator[np.ndarray]:
 
     The SAME buffer is reused for every frame: copy it if you keep it.
     """
-    _validate(req)
+    validate(req)
     w, h = req.width, req.height
     fy, fu, fv = _load_planes(req.first_image, w, h)
     if req.template is not None:
@@ -211,11 +139,13 @@ def iter_frames(req: RenderRequest) -> Iterator[np.ndarray]:
 
 # x264 threading per output size, fixed so the bitstream never depends on the machine's core
 # count (x264's own choice would): frame threads as x264 picks them on a 2-core machine
-# (perf-notes 1.3) up to 720P; above that, two sliced threads and a short lookahead, which keep
-# the encoder's memory for a 1080P clip about 130 MB lower at about the same speed.
+# (perf-notes 1.3) up to 720P. Above that, two sliced threads, a one-frame lookahead and one
+# B-frame: x264 then holds about 165 MB for a 1080P clip instead of about 210 MB (sliced threads
+# with its default lookahead and 3 B-frames) or 320 MB (frame threads), at about the same speed,
+# a file about a quarter smaller and 0.7 dB less PSNR (benchmarks/run.py --only memory).
 _LARGE_FRAME = 1280 * 720 * 5 // 4
 _X264_SMALL = ["-threads", "3"]
-_X264_LARGE = ["-threads", "2", "-x264-params", "sliced-threads=1:rc-lookahead=5"]
+_X264_LARGE = ["-threads", "2", "-x264-params", "sliced-threads=1:rc-lookahead=1:bframes=1"]
 
 
 def x264_threading(w: int, h: int) -> list[str]:
@@ -261,7 +191,7 @@ def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
     ffmpeg child before it starts (``subprocess``'s ``preexec_fn``: only for a caller with
     no other threads, such as a render worker process).
     """
-    _validate(req)
+    validate(req)
     out_path = os.fspath(out_path)
     directory = os.path.dirname(os.path.abspath(out_path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(out_path) + ".",

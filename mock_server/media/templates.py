@@ -25,9 +25,9 @@ import zlib
 
 import numpy as np
 
+from .clip_request import TEMPLATES
 from .yuv import PlaneSampler
 
-TEMPLATES = ("hanfu-1", "solaron", "magazine", "mech1", "mech2")
 
 _IDENT = np.arange(256, dtype=np.float32)
 

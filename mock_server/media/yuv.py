@@ -125,6 +125,7 @@ class PlaneSampler:
         self.mx = max(2, margin_x + (margin_x & 1))
         self.my = max(2, margin_y + (margin_y & 1))
         self._big: tuple[Image.Image, Image.Image, Image.Image] | None = None
+        self._small: tuple[Image.Image, Image.Image, Image.Image] | None = None
 
     def _build(self) -> tuple[Image.Image, Image.Image, Image.Image]:
         if self._big is None:
@@ -153,6 +154,17 @@ class PlaneSampler:
         original planes for the identity box: no copy into a caller's buffer."""
         if self.is_identity(box):
             return self.y, self.u, self.v
+        y, u, v = self.images(box)
+        return np.asarray(y), np.asarray(u), np.asarray(v)
+
+    def images(self, box: tuple[float, float, float, float]
+               ) -> tuple[Image.Image, Image.Image, Image.Image]:
+        """The content of ``box`` as Pillow "L" images (Y, U, V) of the output size: what
+        ``Image.blend`` takes without a round trip through numpy."""
+        if self.is_identity(box):
+            if self._small is None:
+                self._small = tuple(Image.fromarray(p) for p in (self.y, self.u, self.v))  # type: ignore[assignment]
+            return self._small  # type: ignore[return-value]
         by, bu, bv = self._build()
         x0, y0, x1, y1 = box
         # Continuous coordinate p (pixel i spans [i, i+1)) maps to 2x-image
@@ -164,9 +176,9 @@ class PlaneSampler:
                          x1 + 2 * cmx - 0.5, y1 + 2 * cmy - 0.5), bu.size)
         h, w = self.h, self.w
         ch, cw = self.u.shape
-        return (np.asarray(by.resize((w, h), Image.Resampling.NEAREST, box=ly)),
-                np.asarray(bu.resize((cw, ch), Image.Resampling.NEAREST, box=lc)),
-                np.asarray(bv.resize((cw, ch), Image.Resampling.NEAREST, box=lc)))
+        return (by.resize((w, h), Image.Resampling.NEAREST, box=ly),
+                bu.resize((cw, ch), Image.Resampling.NEAREST, box=lc),
+                bv.resize((cw, ch), Image.Resampling.NEAREST, box=lc))
 
 
 def _clamp_box(box: tuple[float, float, float, float], size: tuple[int, int]) -> tuple[float, float, float, float]:

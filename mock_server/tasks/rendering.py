@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..media.render import RenderRequest, request_digest
+from ..media.clip_request import RenderRequest, request_digest
 from ..media.worker import render_in_worker
 from .clip_cache import ClipCache
 from .lifecycle import log_event
