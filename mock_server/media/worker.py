@@ -1,7 +1,12 @@
 """Render worker processes: ``render_in_worker(req, out)`` runs ``render_clip`` in a separate Python
 process (``python -m mock_server.media.worker``) instead of the caller's, so a server's event loop
-and its GIL never do per-frame work; the worker and its ffmpeg run at a lower CPU priority
+and its GIL never do per-frame work; the worker and its ffmpeg run at the lowest CPU priority
 (``WORKER_NICE``), so requests are served first whenever both want a core.
+
+A worker stays in its caller's session. Linux with ``sched_autogroup_enabled`` (most desktop and
+cloud kernels) shares the CPU fairly between sessions first and applies niceness only inside one:
+a worker in a session of its own competed with the server as an equal however nice it was, and
+polls stalled for 40-150 ms while clips rendered.
 
 Workers are kept and reused (starting one costs about 0.2 s of imports): a caller takes an idle one
 or starts one, sends it one job, blocks until the answer, and gives it back. Any thread may do that
@@ -12,7 +17,7 @@ The protocol on the worker's stdin/stdout: 8-byte big-endian length + pickle, on
 ``(RenderRequest, out_path)`` then one answer ``("ok", "")`` or ``("error", "Type: message",
 traceback)``. The parent is trusted (it started the worker).
 
-A worker lives in its own process group and exits when its parent does, however the parent ends:
+A worker leads its own process group (never its own session, see above) and exits when its parent does, however the parent ends:
 it checks ``os.getppid()`` a few times a second and then kills its group (itself and the ffmpeg
 under it), so a ``kill -9`` of a server leaves no renders behind; the half-written ``.part`` file
 stays for the next start to remove. A worker that dies mid-job fails that job (``RenderError``).
@@ -20,6 +25,7 @@ stays for the next start to remove. A worker that dies mid-job fails that job (`
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import pickle
 import signal
@@ -31,9 +37,9 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from .render import RenderError, RenderRequest, render_clip
+from .clip_request import RenderError, RenderRequest
 
-WORKER_NICE = 10  # added niceness of workers and their ffmpeg: below the server, not starved
+WORKER_NICE = 19  # added niceness of workers and their ffmpeg: the lowest, still not starved
 MAX_IDLE = 4
 _PARENT_CHECK_SECONDS = 0.1
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding mock_server/
@@ -45,12 +51,11 @@ class WorkerProcess:
     def __init__(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
-        # Frame-sized buffers straight from (and back to) the OS, so an idle worker does not keep
-        # the peak of its largest clip (glibc would raise its mmap threshold after the first one).
-        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 * 1024))
+        # process_group, not start_new_session: a new session would be a new autogroup, where
+        # WORKER_NICE no longer ranks the worker below the server (module docstring).
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mock_server.media.worker", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, process_group=0)
 
     @property
     def alive(self) -> bool:
@@ -154,6 +159,17 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes | None:
 
 
 # --- the worker side ----------------------------------------------------------------------------
+def _release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc's ``malloc_trim``), so an idle worker
+    does not keep the peak of its largest clip. Done between jobs rather than by lowering
+    glibc's mmap threshold: that maps every frame-sized buffer afresh and doubles the CPU time
+    of frame synthesis in page faults."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _exit_with_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(_PARENT_CHECK_SECONDS)
@@ -161,6 +177,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def main() -> None:
+    from .render import render_clip  # numpy and Pillow: in workers only, never in the server
+
     parent = int(sys.argv[1])
     if os.getppid() != parent:
         return
@@ -178,6 +196,7 @@ def main() -> None:
             answer: tuple = ("ok", "")
         except Exception as exc:  # reported to the caller, who fails the task
             answer = ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        _release_free_memory()
         _send(answers, answer)
 
 
