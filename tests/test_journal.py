@@ -5,11 +5,15 @@ plugin's ``kf2v.requests(**filters)`` takes the same filters."""
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
 
 from fixtures.frames import frame_data_url
+from mock_server.pipeline.exchange import Exchange
+from mock_server.pipeline.keys import EMULATOR
+from mock_server.traffic import journal
 from mock_server.traffic.journal import (FIELDS, FilterError, Journal, RawBody, elide,
                                          headers_of)
 from tests.conftest import BJ_KEY, CREATE, T0, auth, create, create_headers, kf2v_body, query
@@ -117,6 +121,44 @@ def test_bounded_by_count_and_by_bytes():
     huge = Journal(size=10, max_bytes=1000)
     huge.record({"request_id": "big", "response_body": RawBody(b"y" * 5000, "text/plain")})
     assert [e["request_id"] for e in huge.entries()] == ["big"]  # the newest is always kept
+
+
+async def test_a_sealed_entry_shows_the_same_and_leaves_the_garbage_collector_alone(
+        make_client, monkeypatch):
+    """Entries SEAL_LAG entries old keep tuples of strings instead of aiohttp's multidicts and
+    URLs: a full journal on a busy server must not make every full collection a stall."""
+    client = await make_client(quotas=False)
+    status, created = await create(client, kf2v_body())
+    assert status == 200
+    task_id = created["output"]["task_id"]
+    await query(client, task_id)
+    unsealed = (await entries(client, endpoint="query"))[-1]
+    monkeypatch.setattr(journal, "SEAL_LAG", 1)
+    for _ in range(3):
+        response = await client.get(f"/api/v1/tasks/{task_id}?x=1&y=2",
+                                    headers={"authorization": f"Bearer {BJ_KEY}"})
+        assert response.status == 200
+    sealed = (await entries(client, endpoint="query"))[-3]
+    assert sealed["query"] == "x=1&y=2"
+    # Headers as the client sent them (this one in lower case), the key still masked.
+    assert sealed["request_headers"]["authorization"] == "Bearer sk-kf2…jing"
+    # The answer's headers include those aiohttp added while sending: sealing came after.
+    for name in ("Content-Length", "Date", "Server", "Content-Type"):
+        assert name in sealed["response_headers"], name
+    assert sealed["response_headers"].keys() == unsealed["response_headers"].keys()
+    assert sealed["task_status"] == unsealed["task_status"] == "PENDING"
+    assert sealed["api_key_id"] == unsealed["api_key_id"] is not None
+    # What a sealed entry keeps (unread: reading builds and drops it) is none of the collector's
+    # business.
+    for _ in range(3):
+        await client.get(f"/api/v1/tasks/{task_id}", headers=auth(BJ_KEY))
+    kept = [entry for entry, _ in client.server.app[EMULATOR].journal._entries][-3:-1]
+    assert all(isinstance(e, Exchange) and e._parts is not None for e in kept)
+    for _ in range(3):  # each collection untracks one more level of nested tuples
+        gc.collect()
+    for exchange in kept:
+        assert not gc.is_tracked(exchange._parts)
+        assert type(exchange._answer_headers) is str
 
 
 def test_elision_and_masking_helpers():

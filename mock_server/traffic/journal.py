@@ -58,6 +58,8 @@ FILTERS = (*EXACT_FILTERS, "path_prefix", "since", "until", "fault", "reason",
            "min_latency_ms")
 OPTIONS = ("order", "limit", "brief")
 DEFAULT_SIZE = 10_000
+# Entries recorded after one before it is sealed (``Deferred.seal``): its answer was sent long ago.
+SEAL_LAG = 256
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 BODY_MAX_CHARS = 64 * 1024  # of one body's text
 DATA_URL_KEEP = 64  # a data URL shorter than this is kept as it is
@@ -174,6 +176,10 @@ class Deferred:
     def build(self) -> dict:  # pragma: no cover - subclasses build their entry
         raise NotImplementedError
 
+    def seal(self) -> None:
+        """Called once the entry's exchange is surely over (``SEAL_LAG`` entries later): drop
+        references the entry no longer needs live."""
+
 
 def _dict_of(entry: "dict | Deferred") -> dict:
     return entry if type(entry) is dict else entry.fields()  # type: ignore[union-attr]
@@ -214,6 +220,10 @@ class Journal:
             request_id = entry.get("request_id")
         entries = self._entries
         entries.append((entry, cost))
+        if len(entries) > SEAL_LAG:
+            sealed = entries[-SEAL_LAG - 1][0]
+            if type(sealed) is not dict:
+                sealed.seal()  # type: ignore[union-attr]
         self._bytes += cost
         if request_id:
             self._by_id[request_id] = entry
