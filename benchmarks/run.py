@@ -25,8 +25,10 @@ min-max over the rounds; ratios are taken per round, then summarised):
   finished per minute meanwhile. With ``--ref`` (default ``main``) the same is measured on that git
   revision (``git archive`` into the cache dir), so "today" is in the same run.
 - ``startup``: spawn to listening (ready file written) of ``kf2v-mock serve`` against the bare app.
-- ``memory``: peak RSS of the server plus everything it runs (render workers, ffmpeg), sampled every
-  5 ms while one clip renders per tier, against the idle server.
+- ``memory``: peak memory of the server plus everything it runs (render workers, ffmpeg), sampled
+  every 5 ms while one clip renders per tier, against the idle server: PSS (each shared page split
+  between the processes mapping it: what the tree occupies; the target is on it) and RSS (each
+  shared page counted in every process).
 
 Prints the load average before and after. Nothing here runs in the test suite.
 """
@@ -237,8 +239,10 @@ def succeeded_task(server: ServeProcess, body: dict) -> tuple[str, bytes, bytes]
     return url, wait_for(done, "the first task to succeed"), created
 
 
-def process_tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants, in MB."""
+def process_tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of ``pid`` and all its descendants, in MB. RSS counts a page shared by several
+    of them (Python, numpy and Pillow's code, mapped by the server and every worker) once per
+    process; PSS splits it between them, so the PSS sum is the memory the tree occupies."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -248,17 +252,20 @@ def process_tree_rss_mb(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo += children.get(current, [])
         try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
         except OSError:
             pass
-    return total / 1024
+    return rss / 1024, pss / 1024
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -479,19 +486,23 @@ def bench_memory(args, figures: dict) -> None:
     server = serve()
     try:
         base = server.root_url()
-        idle = process_tree_rss_mb(server.pid)
+        idle_rss, idle_pss = process_tree_memory_mb(server.pid)
         for tier in args.tiers:
             w, h = {"480P": (832, 480), "720P": (1280, 720), "1080P": (1920, 1080)}[tier]
             first, last = photo_like(w, h, 11), photo_like(w, h, 12)
-            fig = figures[f"memory {tier}"] = Figure(
-                f"peak RSS, server + workers + ffmpeg, one {tier} clip", "MB", "idle server",
-                "≤ 300 MB" if tier == "1080P" else "", "lower")
+            pss_fig = figures[f"memory {tier}"] = Figure(
+                f"peak memory (PSS), server + worker + ffmpeg, one {tier} clip", "MB",
+                "idle server", "≤ 300 MB" if tier == "1080P" else "", "lower")
+            rss_fig = figures[f"memory {tier} rss"] = Figure(
+                f"peak RSS (shared pages once per process), one {tier} clip", "MB",
+                "idle server", "", "lower")
             for r in range(args.rounds):
-                peak, stop = [0.0], threading.Event()
+                peak, stop = [0.0, 0.0], threading.Event()
 
                 def sample():
                     while not stop.is_set():
-                        peak[0] = max(peak[0], process_tree_rss_mb(server.pid))
+                        rss, pss = process_tree_memory_mb(server.pid)
+                        peak[0], peak[1] = max(peak[0], rss), max(peak[1], pss)
                         time.sleep(0.005)
                 sampler = threading.Thread(target=sample)
                 sampler.start()
@@ -502,7 +513,8 @@ def bench_memory(args, figures: dict) -> None:
                 wait_for(lambda: not _rendering(server), f"the {tier} clip", 300)
                 stop.set()
                 sampler.join()
-                fig.add(peak[0], idle)
+                rss_fig.add(peak[0], idle_rss)
+                pss_fig.add(peak[1], idle_pss)
         if "memory 1080P" in figures:
             f = figures["memory 1080P"]
             f.check = lambda _r, f=f: statistics.median(f.ours) <= 300
