@@ -231,6 +231,26 @@ def test_seed_changes_bytes(base_clip, images, tmp_path):
     assert out.read_bytes() != base_clip["bytes"]
 
 
+def test_pacing_gives_the_same_bytes_and_gives_up_rather_than_deadlock(
+        base_clip, images, tmp_path, monkeypatch):
+    """Frames go down the pipe a bounded number ahead of those ffmpeg reports encoded. An encoder
+    that holds back more than that never reports progress: the render stops pacing after a
+    while instead of waiting for ever."""
+    monkeypatch.setattr(R, "x264_threading", lambda w, h: R._X264_LARGE)  # pace this small clip
+    paced = tmp_path / "paced.mp4"
+    render_clip(_req(images, preset="veryfast"), paced)
+    unpaced = tmp_path / "unpaced.mp4"
+    monkeypatch.setattr(R, "FRAMES_AHEAD", 10**6)
+    render_clip(_req(images, preset="veryfast"), unpaced)
+    assert paced.read_bytes() == unpaced.read_bytes()
+    # Nothing encodes until 4 frames are in: waiting for frame N before writing frame N stalls.
+    monkeypatch.setattr(R, "FRAMES_AHEAD", 0)
+    monkeypatch.setattr(R, "_PROGRESS_PATIENCE_S", 0.2)
+    stalled = tmp_path / "stalled.mp4"
+    render_clip(_req(images, preset="veryfast"), stalled)
+    assert stalled.read_bytes() == paced.read_bytes()
+
+
 def test_threads_and_pickle(images, tmp_path):
     req = _req(images, seed=5, prompt="pan right")
     assert pickle.loads(pickle.dumps(req)) == req

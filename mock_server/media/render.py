@@ -22,7 +22,8 @@ How it stays cheap (shared/spec/perf-notes.md, "yuv420p pipe recipe"):
   nearest-neighbour resize (quarter-pixel accurate, about a copy's cost);
 - the cross-fade is Pillow's one-pass blend of the two sampled images with alpha ``k/256``,
   which is exactly the integer ``(a*(256-k) + b*k) >> 8`` (see ``_keyframe_frames``);
-- one frame at a time goes down the pipe as raw yuv420p (never the whole clip).
+- one frame at a time goes down the pipe as raw yuv420p (never the whole clip), at most
+  ``FRAMES_AHEAD`` frames ahead of those ffmpeg reports encoded.
 
 The function is synchronous and keeps no global mutable state apart from a
 small per-size watermark cache (``functools.lru_cache``, thread-safe), so it can
@@ -41,8 +42,10 @@ of the machine does not matter; integer colour conversion and blending).
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 
 import imageio_ffmpeg
@@ -182,6 +185,61 @@ def _grow_pipe(fd: int) -> None:
         pass
 
 
+# Frames written ahead of those x264 has encoded, above 720P. ffmpeg reads its input as fast as it
+# comes and queues raw frames between its threads: unpaced, a 1080P encode held about 50 MB of
+# waiting frames. Twelve ahead keep x264 fed: with _X264_LARGE's one-frame lookahead, one B-frame
+# and sliced threads it holds back about 4 frames whatever the preset. (Smaller sizes are not
+# paced: their frame threads and the preset's lookahead hold back up to 60 frames, and the queued
+# frames are small.)
+FRAMES_AHEAD = 12
+_PROGRESS = ["-progress", "pipe:1", "-stats_period", "0.05"]
+_PROGRESS_PATIENCE_S = 2.0  # the count has not moved for this long: stop pacing, never deadlock
+
+
+class _EncodedFrames:
+    """How many frames ffmpeg reports encoded (``-progress`` on its stdout)."""
+
+    def __init__(self, stream) -> None:
+        self.fd = stream.fileno()
+        self.count = 0
+        self.pacing = True
+        self._partial = b""
+
+    def wait_for(self, count: int) -> None:
+        """Block until ``count`` frames are encoded, or give up pacing for good if ffmpeg ends
+        or its count stops moving (an encoder that holds back more frames than we thought)."""
+        if not self.pacing or self.count >= count:
+            return
+        deadline = time.monotonic() + _PROGRESS_PATIENCE_S
+        while self.count < count:
+            before = self.count
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, left))
+            if not ready or not self._read():
+                self.pacing = False
+                return
+            if self.count > before:
+                deadline = time.monotonic() + _PROGRESS_PATIENCE_S
+
+    def drain(self) -> None:
+        while self._read():
+            pass
+
+    def _read(self) -> bool:
+        data = os.read(self.fd, 65536)
+        if not data:
+            return False
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.startswith(b"frame="):
+                try:
+                    self.count = int(line[6:])
+                except ValueError:
+                    pass
+        return True
+
+
 def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
                 child_setup: Callable[[], None] | None = None) -> None:
     """Render ``req`` to an MP4 at ``out_path`` (atomically replaced on success).
@@ -201,20 +259,25 @@ def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
     try:
         with tempfile.TemporaryFile() as err:
             # ffmpeg starts while the images are decoded (its start-up overlaps ours).
-            proc = subprocess.Popen(_ffmpeg_cmd(req.width, req.height, req.preset, tmp),
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            cmd = _ffmpeg_cmd(req.width, req.height, req.preset, tmp)
+            proc = subprocess.Popen(cmd[:1] + _PROGRESS + cmd[1:],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=err, preexec_fn=child_setup)
             frames = iter_frames(req)
             try:
-                assert proc.stdin is not None
+                assert proc.stdin is not None and proc.stdout is not None
                 _grow_pipe(proc.stdin.fileno())
+                encoded = _EncodedFrames(proc.stdout)
+                encoded.pacing = x264_threading(req.width, req.height) is _X264_LARGE
                 broken = False
                 try:
-                    for frame in frames:
+                    for number, frame in enumerate(frames):
+                        encoded.wait_for(number - FRAMES_AHEAD)
                         proc.stdin.write(memoryview(frame))
                     proc.stdin.close()
                 except BrokenPipeError:
                     broken = True
+                encoded.drain()
                 rc = proc.wait()
             except BaseException:
                 proc.kill()
@@ -222,11 +285,12 @@ def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
                 raise
             finally:
                 frames.close()
-                if proc.stdin is not None and not proc.stdin.closed:
-                    try:
-                        proc.stdin.close()
-                    except OSError:
-                        pass
+                for stream in (proc.stdin, proc.stdout):
+                    if stream is not None and not stream.closed:
+                        try:
+                            stream.close()
+                        except OSError:
+                            pass
             if rc != 0 or broken:
                 err.seek(0)
                 tail = err.read()[-4000:].decode("utf-8", "replace").strip()

@@ -60,15 +60,26 @@ _V_COEF = tuple(int(round(k * (1 << _FRAC))) for k in (_CV * (1.0 - _KR), -_CV *
 def rgb_to_yuv420p(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(H, W, 3) uint8 RGB with even H, W -> Y (H, W), U (H/2, W/2), V (H/2, W/2) uint8.
 
-    Chroma is that of each 2x2 block's mean colour (chroma is linear in RGB)."""
+    Chroma is that of each 2x2 block's mean colour (chroma is linear in RGB). Converted in bands
+    of ``_BAND`` rows, so the int32 scratch stays small (whole-image scratch was 40 MB at 1080P,
+    which the render worker's heap then kept for the whole clip)."""
     h, w, _ = rgb.shape
-    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
-    y = _mix(r, g, b, _Y_COEF, 16, _FRAC)
-    # Sums of each 2x2 block (4x the mean): two more fractional bits in the shift below.
-    r4, g4, b4 = (_quad_sum(c) for c in (r, g, b))
-    u = _mix(r4, g4, b4, _U_COEF, 128, _FRAC + 2)
-    v = _mix(r4, g4, b4, _V_COEF, 128, _FRAC + 2)
+    y = np.empty((h, w), np.uint8)
+    u = np.empty((h // 2, w // 2), np.uint8)
+    v = np.empty((h // 2, w // 2), np.uint8)
+    for top in range(0, h, _BAND):
+        band = rgb[top:top + _BAND]
+        r, g, b = (band[..., i].astype(np.int32) for i in range(3))
+        y[top:top + _BAND] = _mix(r, g, b, _Y_COEF, 16, _FRAC)
+        # Sums of each 2x2 block (4x the mean): two more fractional bits in the shift below.
+        r4, g4, b4 = (_quad_sum(c) for c in (r, g, b))
+        half = slice(top // 2, (top + _BAND) // 2)
+        u[half] = _mix(r4, g4, b4, _U_COEF, 128, _FRAC + 2)
+        v[half] = _mix(r4, g4, b4, _V_COEF, 128, _FRAC + 2)
     return y, u, v
+
+
+_BAND = 64  # rows (even, so that 2x2 blocks never straddle two bands)
 
 
 def _quad_sum(c: np.ndarray) -> np.ndarray:
@@ -91,15 +102,23 @@ def _mix(r: np.ndarray, g: np.ndarray, b: np.ndarray, coef: tuple[int, int, int]
 def _double(plane: np.ndarray) -> np.ndarray:
     """2x linear up-sampling aligned on the source samples: out[2i, 2j] == plane[i, j].
 
-    Shape (2h-1, 2w-1); odd samples are rounded means of their neighbours.
+    Shape (2h-1, 2w-1); odd samples are rounded means of their neighbours. Built in bands of
+    ``_BAND`` source rows, so the scratch stays small next to the result.
     """
     h, w = plane.shape
-    rows = np.empty((2 * h - 1, w), np.uint8)
-    rows[0::2] = plane
-    rows[1::2] = _mean_up(plane[:-1], plane[1:])
     out = np.empty((2 * h - 1, 2 * w - 1), np.uint8)
-    out[:, 0::2] = rows
-    out[:, 1::2] = _mean_up(rows[:, :-1], rows[:, 1:])
+    for top in range(0, h, _BAND):
+        bottom = min(top + _BAND, h)
+        rows = plane[top:bottom]                    # even output rows: the samples ...
+        even = out[2 * top:2 * bottom - 1:2]
+        even[:, 0::2] = rows
+        even[:, 1::2] = _mean_up(rows[:, :-1], rows[:, 1:])  # ... and the means between them
+        last = min(bottom, h - 1)                   # odd output rows: means of two rows
+        if last > top:
+            between = _mean_up(plane[top:last], plane[top + 1:last + 1])
+            odd = out[2 * top + 1:2 * last:2]
+            odd[:, 0::2] = between
+            odd[:, 1::2] = _mean_up(between[:, :-1], between[:, 1:])
     return out
 
 
