@@ -122,17 +122,17 @@ def iter_frames(req: RenderRequest) -> Iterator[np.ndarray]:
     """
     validate(req)
     w, h = req.width, req.height
-    fy, fu, fv = _load_planes(req.first_image, w, h)
+    # The samplers own the planes (no locals here keep a second reference for the whole clip).
     if req.template is not None:
-        frames = _template_frames(req, PlaneSampler(fy, fu, fv))
+        frames = _template_frames(req, PlaneSampler(*_load_planes(req.first_image, w, h)))
     else:
         assert req.last_image is not None
-        ly, lu, lv = _load_planes(req.last_image, w, h)
         plan = plan_move(req.prompt, req.seed)
         frac = plan.margin_fraction()
         mx, my = int(np.ceil(w * frac)) + 4, int(np.ceil(h * frac)) + 4
-        frames = _keyframe_frames(req, plan, PlaneSampler(fy, fu, fv, mx, my),
-                                  PlaneSampler(ly, lu, lv, mx, my))
+        frames = _keyframe_frames(
+            req, plan, PlaneSampler(*_load_planes(req.first_image, w, h), mx, my),
+            PlaneSampler(*_load_planes(req.last_image, w, h), mx, my))
     mark = watermark_for(w, h) if req.watermark else None
     for fb in frames:
         if mark is not None:

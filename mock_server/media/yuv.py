@@ -152,7 +152,14 @@ class PlaneSampler:
             yp = np.pad(self.y, ((my, my), (mx, mx)), mode="symmetric")
             up = np.pad(self.u, ((my // 2, my // 2), (mx // 2, mx // 2)), mode="symmetric")
             vp = np.pad(self.v, ((my // 2, my // 2), (mx // 2, mx // 2)), mode="symmetric")
-            self._big = tuple(Image.fromarray(_double(p), mode="L") for p in (yp, up, vp))  # type: ignore[assignment]
+            big = [_double(p) for p in (yp, up, vp)]
+            self._big = tuple(Image.fromarray(p, mode="L") for p in big)  # type: ignore[assignment]
+            # The original samples sit at the even positions of the 2x planes (past the doubled
+            # margins): views of those replace the planes, which need not stay in memory twice.
+            (h, w), (ch, cw) = self.y.shape, self.u.shape
+            self.y = big[0][2 * my:2 * (my + h):2, 2 * mx:2 * (mx + w):2]
+            self.u = big[1][my:my + 2 * ch:2, mx:mx + 2 * cw:2]
+            self.v = big[2][my:my + 2 * ch:2, mx:mx + 2 * cw:2]
         return self._big  # type: ignore[return-value]
 
     def is_identity(self, box: tuple[float, float, float, float]) -> bool:
