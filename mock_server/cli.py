@@ -37,6 +37,7 @@ from .cli_report import (add_chaos_arguments, add_report_arguments, after_run,
                          build_report_parser, check_report_arguments, report_main)
 from .config import Settings
 from .emulator import Emulator
+from .gc_tuning import ShortPauses
 from .media.clip_request import X264_PRESETS
 from .proxy.authority import CaError, CertificateAuthority, ca_dir_for
 from .proxy.clients import intercept_environment, trust_instructions
@@ -416,6 +417,7 @@ def _reason(exc: BaseException) -> str:
 # --- serving ---------------------------------------------------------------------------------------
 async def serve(settings: Settings) -> None:
     runner, emulator = await start(settings)
+    pauses = ShortPauses(asyncio.get_running_loop()).start()
     for account in emulator.keys.keys():
         log.info("key for %s: %s", account.region, account.api_key)
     stop = asyncio.Event()
@@ -425,6 +427,7 @@ async def serve(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
+        pauses.stop()
         await runner.cleanup()
 
 
