@@ -143,9 +143,9 @@ def iter_frames(req: RenderRequest) -> Iterator[np.ndarray]:
 # x264 threading per output size, fixed so the bitstream never depends on the machine's core
 # count (x264's own choice would): frame threads as x264 picks them on a 2-core machine
 # (perf-notes 1.3) up to 720P. Above that, two sliced threads, a one-frame lookahead and one
-# B-frame: x264 then holds about 165 MB for a 1080P clip instead of about 210 MB (sliced threads
-# with its default lookahead and 3 B-frames) or 320 MB (frame threads), at about the same speed,
-# a file about a quarter smaller and 0.7 dB less PSNR (benchmarks/run.py --only memory).
+# B-frame: ffmpeg peaks at about 165 MB for a 1080P clip fed at full speed (210 MB with a
+# 5-frame lookahead and the preset's 3 B-frames; 270 MB with frame threads even when fed slowly),
+# at about the same speed, into a file about a quarter smaller with 0.7 dB less PSNR.
 _LARGE_FRAME = 1280 * 720 * 5 // 4
 _X264_SMALL = ["-threads", "3"]
 _X264_LARGE = ["-threads", "2", "-x264-params", "sliced-threads=1:rc-lookahead=1:bframes=1"]
