@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+from dashscope.api_entities.aio_session import close_shared_aio_session
 from hypothesis import settings as hypothesis_settings
 
 from fixtures.frames import frame_data_url
@@ -42,12 +45,27 @@ def pytest_runtest_call(item):
     return result
 
 
+T = TypeVar("T")
+
+
 def missing_component(why: str, fix: str) -> NoReturn:
     """A test that needs a real component (a browser, a tool) must run in CI: there its absence
     fails the test; elsewhere the test is skipped with what to do."""
     if os.environ.get("CI"):
         pytest.fail(f"{why}: this test must run in CI ({fix})", pytrace=False)
     pytest.skip(f"{why}: {fix}")
+
+
+def run_sdk_aio(make: Callable[[], Awaitable[T]]) -> T:
+    """``asyncio.run(make())``, then close the aiohttp session the dashscope SDK keeps for that
+    loop (``close_shared_aio_session``, as a careful user of its asyncio API does): left open, it
+    is reported as unclosed once the loop is gone."""
+    async def main() -> T:
+        try:
+            return await make()
+        finally:
+            await close_shared_aio_session()
+    return asyncio.run(main())
 
 
 @pytest.fixture(autouse=True)

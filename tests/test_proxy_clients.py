@@ -31,7 +31,7 @@ from yarl import URL
 from fixtures.frames import frame_bytes, frame_data_url
 from mock_server.proxy.authority import CertificateAuthority
 from mock_server.proxy.clients import intercept_environment
-from tests.conftest import missing_component
+from tests.conftest import missing_component, run_sdk_aio
 from tests.media_checks import assert_clip
 from tests.proxy_support import (BEIJING, MODELS, PRODUCTION, RESULT_HOSTS, SINGAPORE,
                                  UPLOAD_HOSTS, proxied, proxy_server)  # noqa: F401
@@ -177,7 +177,7 @@ def test_sdk_asyncio_client_uses_the_proxy_but_trusts_only_certifi(proxied, inte
             first_frame_url=frame_data_url(320, 240, seed=31),
             last_frame_url=frame_data_url(320, 240, seed=32))
     with pytest.raises(aiohttp.ClientConnectorCertificateError) as refused:
-        asyncio.run(create())
+        run_sdk_aio(create)
     assert "dashscope.aliyuncs.com" in str(refused.value)  # the proxy's certificate, refused
     assert proxied.requests() == []
 
@@ -216,7 +216,7 @@ def test_sdk_asyncio_client_with_the_ca_in_certifis_bundle(proxied, intercepted_
             async with session.get(done.output.video_url, ssl=trusting) as response:
                 assert response.status == 200
                 return done.output.video_url, await response.read()
-    video_url, video = asyncio.run(scenario())
+    video_url, video = run_sdk_aio(scenario)
     assert_real_looking_link(video_url, region)
     assert_clip(video, first=FIRST, last=frame_bytes(320, 240, seed=32), resolution=resolution)
 

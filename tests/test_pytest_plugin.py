@@ -14,6 +14,7 @@ import dashscope
 import pytest
 from dashscope import VideoSynthesis
 from dashscope.aigc.video_synthesis import AioVideoSynthesis
+from dashscope.api_entities.aio_session import close_shared_aio_session
 
 from mock_server.testing.samples import frame_pair
 
@@ -134,6 +135,7 @@ async def test_asyncio_client_code(dashscope_env, kf2v):
     kf2v.wait_for(created.output.task_id)
     done = await AioVideoSynthesis.wait(created)
     assert done.output.task_status == "SUCCEEDED"
+    await close_shared_aio_session()  # the SDK keeps one per loop until told
 
 
 def test_kf2v_frames_fixture(kf2v_frames, tmp_path):

@@ -5,7 +5,6 @@ quotas on. The clock runs at real speed (the SDK sleeps for real), ``fast`` timi
 
 from __future__ import annotations
 
-import asyncio
 
 import dashscope
 import pytest
@@ -14,6 +13,7 @@ from dashscope import VideoSynthesis
 from dashscope.aigc.video_synthesis import AioVideoSynthesis
 
 from mock_server.testing.samples import frame_pair
+from tests.conftest import run_sdk_aio
 
 FIRST, LAST = frame_pair(41, (320, 240)).data_urls()
 KF2V = dict(model="wan2.2-kf2v-flash", prompt="a cat turns into a dog", first_frame_url=FIRST,
@@ -29,7 +29,7 @@ def test_the_1x_sdk_call_and_wait_get_a_clean_card(kf2v, dashscope_env):
 
     async def aio():
         return await AioVideoSynthesis.call(**KF2V)
-    assert asyncio.run(aio()).output.task_status == "SUCCEEDED"
+    assert run_sdk_aio(aio).output.task_status == "SUCCEEDED"
     video = requests.get(called.output.video_url, timeout=30, proxies={"http": None})
     assert video.status_code == 200
 

@@ -7,7 +7,6 @@ returns within a few seconds; where a test needs a state held still it freezes t
 
 from __future__ import annotations
 
-import asyncio
 from http import HTTPStatus
 
 import dashscope
@@ -17,7 +16,7 @@ from dashscope import VideoSynthesis
 from dashscope.aigc.video_synthesis import AioVideoSynthesis
 
 from fixtures.frames import frame_bytes, frame_data_url
-from tests.conftest import BJ_KEY, SG_KEY
+from tests.conftest import BJ_KEY, SG_KEY, run_sdk_aio
 from tests.media_checks import assert_clip
 
 BEIJING, SINGAPORE = "cn-beijing", "ap-southeast-1"
@@ -129,7 +128,7 @@ def test_aio_stack(live_server, monkeypatch, region):
         listing = await AioVideoSynthesis.list(api_key=key)
         assert listing.status_code == 200 and listing.output["total"] == 2
 
-    asyncio.run(scenario())
+    run_sdk_aio(scenario)
 
 
 def test_v2_client_jobs(live_server):
