@@ -214,6 +214,12 @@ def test_kill_during_bursts_of_creates_keeps_every_acknowledged_task(tmp_path):
         for task_id in acknowledged:
             output = server.wait_for_status(task_id, "SUCCEEDED")
             assert_clip(download(output["video_url"]), first=FIRST, last=LAST, resolution="480P")
+        # A create the kill cut off before its answer may have been kept too (never promised,
+        # allowed): its clip may still be rendering. Nothing half-written once every clip is done.
+        wait_until(lambda: not any(t["failure"] is None and not t["video_ready"]
+                                   and t["canceled_time"] is None
+                                   for t in server.request("GET", "/_mock/tasks")[1]["tasks"]),
+                   "every kept task's clip")
         assert not partial_files(data_dir)
     finally:
         server.stop()
