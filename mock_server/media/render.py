@@ -199,10 +199,10 @@ _PROGRESS_PATIENCE_S = 2.0  # the count has not moved for this long: stop pacing
 class _EncodedFrames:
     """How many frames ffmpeg reports encoded (``-progress`` on its stdout)."""
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream, pacing: bool) -> None:
         self.fd = stream.fileno()
         self.count = 0
-        self.pacing = True
+        self.pacing = pacing
         self._partial = b""
 
     def wait_for(self, count: int) -> None:
@@ -267,8 +267,8 @@ def render_clip(req: RenderRequest, out_path: str | os.PathLike[str], *,
             try:
                 assert proc.stdin is not None and proc.stdout is not None
                 _grow_pipe(proc.stdin.fileno())
-                encoded = _EncodedFrames(proc.stdout)
-                encoded.pacing = x264_threading(req.width, req.height) is _X264_LARGE
+                encoded = _EncodedFrames(
+                    proc.stdout, pacing=x264_threading(req.width, req.height) is _X264_LARGE)
                 broken = False
                 try:
                     for number, frame in enumerate(frames):

@@ -17,10 +17,11 @@ The protocol on the worker's stdin/stdout: 8-byte big-endian length + pickle, on
 ``(RenderRequest, out_path)`` then one answer ``("ok", "")`` or ``("error", "Type: message",
 traceback)``. The parent is trusted (it started the worker).
 
-A worker leads its own process group (never its own session, see above) and exits when its parent does, however the parent ends:
-it checks ``os.getppid()`` a few times a second and then kills its group (itself and the ffmpeg
-under it), so a ``kill -9`` of a server leaves no renders behind; the half-written ``.part`` file
-stays for the next start to remove. A worker that dies mid-job fails that job (``RenderError``).
+A worker leads its own process group (never its own session, see above) and exits when its
+parent does, however the parent ends: it checks ``os.getppid()`` a few times a second and then
+kills its group (itself and the ffmpeg under it), so a ``kill -9`` of a server leaves no renders
+behind; the half-written ``.part`` file stays for the next start to remove. A worker that dies
+mid-job fails that job (``RenderError``).
 """
 from __future__ import annotations
 

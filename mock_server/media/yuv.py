@@ -144,7 +144,6 @@ class PlaneSampler:
         self.mx = max(2, margin_x + (margin_x & 1))
         self.my = max(2, margin_y + (margin_y & 1))
         self._big: tuple[Image.Image, Image.Image, Image.Image] | None = None
-        self._small: tuple[Image.Image, Image.Image, Image.Image] | None = None
 
     def _build(self) -> tuple[Image.Image, Image.Image, Image.Image]:
         if self._big is None:
@@ -187,10 +186,9 @@ class PlaneSampler:
                ) -> tuple[Image.Image, Image.Image, Image.Image]:
         """The content of ``box`` as Pillow "L" images (Y, U, V) of the output size: what
         ``Image.blend`` takes without a round trip through numpy."""
-        if self.is_identity(box):
-            if self._small is None:
-                self._small = tuple(Image.fromarray(p) for p in (self.y, self.u, self.v))  # type: ignore[assignment]
-            return self._small  # type: ignore[return-value]
+        if self.is_identity(box):  # only a blend at an end of the camera move: rare, not cached
+            y, u, v = (Image.fromarray(np.ascontiguousarray(p)) for p in (self.y, self.u, self.v))
+            return y, u, v
         by, bu, bv = self._build()
         x0, y0, x1, y1 = box
         # Continuous coordinate p (pixel i spans [i, i+1)) maps to 2x-image
