@@ -132,8 +132,8 @@ class Exchange(journal.Deferred):
 
 def _pairs(lines: str) -> list[tuple[str, str]]:
     """Headers kept as ``Name: value`` lines (no name holds a colon, no value a line break)."""
-    return [(name, value) for name, _, value in (line.partition(": ") for line in lines.split("\r\n"))
-            if name]
+    split = (line.partition(": ") for line in lines.split("\r\n"))
+    return [(name, value) for name, _, value in split if name]
 
 
 def _mime(headers: Any) -> str:
