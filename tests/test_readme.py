@@ -6,7 +6,7 @@ drift apart:
   line ends with a ``# <status>`` comment saying what it answers;
 - the API document's Python sample (README "Sample frames and your own images"), verbatim;
 - the quotas-and-journal Python example, whose ``# ...`` comments say what it prints;
-- the Node snippet (README "Other clients"), with the ``node`` on this machine.
+- the Node and Go snippets (README "Other clients"), with the ``node`` and ``go`` on this machine.
 """
 
 from __future__ import annotations
@@ -131,6 +131,28 @@ def test_the_node_snippet_runs(server, tmp_path):
            "DASHSCOPE_API_KEY": "sk-kf2v-mock-beijing", "NO_PROXY": "127.0.0.1,localhost"}
     done = subprocess.run([node, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (url,) = done.stdout.split()
+    with OPENER.open(url, timeout=60) as video:
+        assert video.read(12)[4:8] == b"ftyp"
+
+
+def test_the_go_snippet_runs(server, tmp_path):
+    go = shutil.which("go")
+    if go is None:
+        missing_component("go is not installed",
+                          "scripts/test installs golang-go with apt-get as root")
+    reset(server)
+    script = tmp_path / "kf2v.go"
+    script.write_text(block_with("go", "task_status"), encoding="utf-8")
+    # Go wants a writable build cache; a shared one keeps later runs from compiling net/http again.
+    cache = Path(os.environ.get("GOCACHE") or Path.home() / ".cache" / "go-build")
+    env = {**os.environ, "GOCACHE": str(cache), "GOPATH": str(tmp_path / "gopath"),
+           "GOTOOLCHAIN": "local",  # never fetch another toolchain
+           "DASHSCOPE_HTTP_BASE_URL": server.urls["cn-beijing"],
+           "DASHSCOPE_API_KEY": "sk-kf2v-mock-beijing", "NO_PROXY": "127.0.0.1,localhost"}
+    done = subprocess.run([go, "run", str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     (url,) = done.stdout.split()
     with OPENER.open(url, timeout=60) as video:
