@@ -22,12 +22,15 @@ min-max over the rounds; ratios are taken per round, then summarised):
   frames (rendered beforehand, held in memory, piped to the same ffmpeg command).
 - ``load``: poll p99 (one poller ``-t1 -c1``; 64 connections ``-t2 -c64``) while clips render
   continuously (a feeder keeps 4 distinct 720P tasks in flight, polling each every 0.1 s) against
-  the same server idle; clips finished per minute meanwhile, and then for ``QUIET_SECONDS`` with
+  the same server idle; clips finished per minute meanwhile (the 64-connection run under load
+  lasts ``POLLED_SECONDS``, for enough clips to count), and then for ``QUIET_SECONDS`` with
   the feeder's polls only. wrk corrects its latencies for coordinated omission: one 20 ms stall
   counts as the ~80 requests a steady client would have sent meanwhile, so the one-poller p99 is
   the share of time the server is stalled more than that. With ``--ref`` (default ``main``) the
   same is measured on that git revision (``git archive`` into the cache dir), so "today" is in the
-  same run.
+  same run. Two controls measure the machine rather than kf2v-mock: the same one-poller loop
+  against the bare app (which renders nothing) while kf2v-mock renders, and beside one
+  ``SCHED_IDLE`` busy loop per CPU with no renders at all.
 - ``startup``: spawn to listening (ready file written) of ``kf2v-mock serve`` against the bare app.
 - ``memory``: peak memory of the server plus everything it runs (render workers, ffmpeg), sampled
   every 5 ms while one clip renders per tier, against the idle server: PSS (each shared page split
@@ -285,10 +288,7 @@ def bench_request(args, wrk: Wrk, work: Path, figures: dict, frames: tuple[bytes
         quiet_url = succeeded_task(quiet, body)[0]
         (work / "get.json").write_bytes(get_answer)
         (work / "create.json").write_bytes(create_answer)
-        ready = work / "bare.json"
-        bare = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"),
-                                 str(ready), str(work / "get.json"), str(work / "create.json")])
-        bare_url = json.loads(wait_for(lambda: ready.exists() and ready.read_text(), "bare app"))["url"]
+        bare, bare_url = start_bare_app(work, "request")
         bare_get = bare_url + get_url[get_url.index("/api/"):]
         wrk.set_post_body(body)
         started = [p.start(work, get_answer) for p in peers]
@@ -336,6 +336,34 @@ def bench_request(args, wrk: Wrk, work: Path, figures: dict, frames: tuple[bytes
             each.cleanup()
 
 
+def start_bare_app(work: Path, name: str) -> tuple[subprocess.Popen, str]:
+    """``bare_app.py`` answering ``work``/get.json and create.json: (process, root URL)."""
+    ready = work / f"bare-{name}.json"
+    bare = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "bare_app.py"),
+                             str(ready), str(work / "get.json"), str(work / "create.json")])
+    return bare, json.loads(wait_for(lambda: ready.exists() and ready.read_text(),
+                                     "bare app"))["url"]
+
+
+class IdleSpinners:
+    """One busy loop per CPU at SCHED_IDLE, the lowest priority Linux has: CPU load that touches no
+    memory and yields to anything else, to tell the machine's own scheduling latency apart from
+    what renders do."""
+
+    CODE = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True: pass"
+
+    def __enter__(self) -> "IdleSpinners":
+        self.processes = [subprocess.Popen([sys.executable, "-c", self.CODE])
+                          for _ in range(os.cpu_count() or 1)]
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
 def bench_render(args, figures: dict, frames: tuple[bytes, bytes], work: Path) -> None:
     first, last = frames
     cases = {}
@@ -371,7 +399,7 @@ def bench_render(args, figures: dict, frames: tuple[bytes, bytes], work: Path) -
 
 
 class Feeder(threading.Thread):
-    """Keeps ``in_flight`` distinct tasks rendering; counts the clips finished while ``counting``."""
+    """Keeps ``in_flight`` distinct tasks rendering and counts the clips it sees finish."""
 
     def __init__(self, server: ServeProcess, frames: tuple[bytes, bytes], resolution: str,
                  in_flight: int = 4):
@@ -406,10 +434,11 @@ class Feeder(threading.Thread):
 
 
 QUIET_SECONDS = 15.0
+POLLED_SECONDS = 12.0  # the 64-connection poll under load, during which clips are counted
 
 
-def bench_load(args, wrk: Wrk, figures: dict, frames: tuple[bytes, bytes], ref_dir: Path | None
-               ) -> None:
+def bench_load(args, wrk: Wrk, figures: dict, frames: tuple[bytes, bytes], ref_dir: Path | None,
+               work: Path) -> None:
     names = [("this", None)] + ([("ref", ref_dir)] if ref_dir else [])
     label = {"this": "", "ref": f" ({args.ref})"}
     for name, _ in names:
@@ -420,30 +449,57 @@ def bench_load(args, wrk: Wrk, figures: dict, frames: tuple[bytes, bytes], ref_d
                                             f"{label[name]}", "ms", "idle",
                                             "≤ 3×" if name == "this" else "", "lower",
                                             (lambda r: r <= 3) if name == "this" else None)
+        if name == "this":
+            # Controls: the same one-poller loop against the bare app, which renders nothing, while
+            # kf2v-mock renders, and beside busy loops that yield to everything: what the
+            # machine's scheduler alone does to a one-poller p99 once every CPU is busy.
+            figures["p99 c1 bare"] = Figure(
+                "control: poll p99, one poller, bare aiohttp app while kf2v-mock renders", "ms",
+                "idle")
+            figures["p99 c1 spin"] = Figure(
+                "control: the same, beside a SCHED_IDLE busy loop per CPU (no renders)", "ms",
+                "idle")
     if ref_dir:
-        figures["clips/min"] = Figure("clips/min (720P veryfast) during those polls", "/min",
+        figures["clips/min"] = Figure(f"clips/min (720P veryfast) during those polls "
+                                      f"({POLLED_SECONDS:.0f} s at 64 connections)", "/min",
                                       f"{args.ref}", "≥ 0.9×", "higher", lambda r: r >= 0.9)
         figures["clips/min quiet"] = Figure(
             f"clips/min (720P veryfast), {QUIET_SECONDS:.0f} s with only the feeder's polls",
             "/min", f"{args.ref}", "", "higher")
     servers = {}
+    bare = None
     try:
         for name, where in names:
             server = servers[name] = serve(ref_dir=where)
-            url, _, _ = succeeded_task(server, create_body(*frames, "480P", seed=7))
+            url, get_answer, create_answer = succeeded_task(
+                server, create_body(*frames, "480P", seed=7))
             servers[name] = (server, url)
+            if name == "this":
+                (work / "load").mkdir(exist_ok=True)
+                (work / "load" / "get.json").write_bytes(get_answer)
+                (work / "load" / "create.json").write_bytes(create_answer)
+                bare, bare_root = start_bare_app(work / "load", "load")
+                bare_url = bare_root + url[url.index("/api/"):]
         for r in range(args.rounds):
             clips, quiet = {}, {}
+            spin_idle = wrk.run(bare_url, 1, 1)[1]
+            with IdleSpinners():
+                figures["p99 c1 spin"].add(wrk.run(bare_url, 1, 1)[1], spin_idle)
             for name, (server, url) in servers.items():
                 idle1 = wrk.run(url, 1, 1)[1]
                 idle64 = wrk.run(url)[1]
+                bare_idle = wrk.run(bare_url, 1, 1)[1] if name == "this" else None
                 feeder = Feeder(server, frames, "720P")
                 feeder.start()
                 wait_for(lambda: feeder.finished >= 1, "the first clip under load", 300)
                 before, t0 = feeder.finished, time.monotonic()
                 busy1 = wrk.run(url, 1, 1)[1]
-                busy64 = wrk.run(url)[1]
+                # Long enough to count clips: a 720P clip takes seconds, so a short window
+                # counts two or three of them, and one clip more or less is a third of it.
+                busy64 = wrk.run(url, duration=POLLED_SECONDS)[1]
                 clips[name] = (feeder.finished - before) / (time.monotonic() - t0) * 60
+                if name == "this":  # after the clip count: the bare app's polls cost CPU too
+                    figures["p99 c1 bare"].add(wrk.run(bare_url, 1, 1)[1], bare_idle)
                 # Render throughput itself, with the SDK-like polling of the feeder only (each
                 # task every 0.1 s): no closed-loop poller taking the CPU the renders yield.
                 before, t0 = feeder.finished, time.monotonic()
@@ -458,6 +514,9 @@ def bench_load(args, wrk: Wrk, figures: dict, frames: tuple[bytes, bytes], ref_d
                 figures["clips/min quiet"].add(quiet["this"], quiet["ref"])
             print(f"load round {r + 1}/{args.rounds} done", file=sys.stderr)
     finally:
+        if bare is not None:
+            bare.kill()
+            bare.wait()
         for entry in servers.values():
             server = entry[0] if isinstance(entry, tuple) else entry
             server.stop()
@@ -730,7 +789,7 @@ def main() -> None:
         if "render" in sections:
             bench_render(args, figures, frames, work)
         if "load" in sections:
-            bench_load(args, wrk, figures, small, ref_dir)
+            bench_load(args, wrk, figures, small, ref_dir, work)
         if "startup" in sections:
             bench_startup(args, work, figures)
         if "memory" in sections:
