@@ -120,21 +120,28 @@ def test_the_quotas_and_journal_example_prints_what_its_comments_say(server, tmp
     OPENER.open(clock, timeout=30).close()
 
 
-def test_the_node_snippet_runs(server, tmp_path):
-    node = shutil.which("node")
-    if node is None:
-        missing_component("node is not installed", "scripts/test installs it with apt-get as root")
+def run_client_snippet(server, tmp_path, language: str, file_name: str, command: list[str],
+                       timeout: float, **env: str) -> None:
+    """Run the README's ``language`` snippet against the emulator (as a user would, with the
+    base URL and key from the environment): it must print the link of a playable clip."""
     reset(server)
-    script = tmp_path / "kf2v.mjs"
-    script.write_text(block_with("js", "task_status"), encoding="utf-8")
-    env = {**os.environ, "DASHSCOPE_HTTP_BASE_URL": server.urls["cn-beijing"],
+    script = tmp_path / file_name
+    script.write_text(block_with(language, "task_status"), encoding="utf-8")
+    env = {**os.environ, **env, "DASHSCOPE_HTTP_BASE_URL": server.urls["cn-beijing"],
            "DASHSCOPE_API_KEY": "sk-kf2v-mock-beijing", "NO_PROXY": "127.0.0.1,localhost"}
-    done = subprocess.run([node, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([*command, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
     (url,) = done.stdout.split()
     with OPENER.open(url, timeout=60) as video:
         assert video.read(12)[4:8] == b"ftyp"
+
+
+def test_the_node_snippet_runs(server, tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        missing_component("node is not installed", "scripts/test installs it with apt-get as root")
+    run_client_snippet(server, tmp_path, "js", "kf2v.mjs", [node], timeout=120)
 
 
 def test_the_go_snippet_runs(server, tmp_path):
@@ -142,18 +149,8 @@ def test_the_go_snippet_runs(server, tmp_path):
     if go is None:
         missing_component("go is not installed",
                           "scripts/test installs golang-go with apt-get as root")
-    reset(server)
-    script = tmp_path / "kf2v.go"
-    script.write_text(block_with("go", "task_status"), encoding="utf-8")
     # Go wants a writable build cache; a shared one keeps later runs from compiling net/http again.
-    cache = Path(os.environ.get("GOCACHE") or Path.home() / ".cache" / "go-build")
-    env = {**os.environ, "GOCACHE": str(cache), "GOPATH": str(tmp_path / "gopath"),
-           "GOTOOLCHAIN": "local",  # never fetch another toolchain
-           "DASHSCOPE_HTTP_BASE_URL": server.urls["cn-beijing"],
-           "DASHSCOPE_API_KEY": "sk-kf2v-mock-beijing", "NO_PROXY": "127.0.0.1,localhost"}
-    done = subprocess.run([go, "run", str(script)], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    (url,) = done.stdout.split()
-    with OPENER.open(url, timeout=60) as video:
-        assert video.read(12)[4:8] == b"ftyp"
+    cache = os.environ.get("GOCACHE") or str(Path.home() / ".cache" / "go-build")
+    run_client_snippet(server, tmp_path, "go", "kf2v.go", [go, "run"], timeout=600,
+                       GOCACHE=cache, GOPATH=str(tmp_path / "gopath"),
+                       GOTOOLCHAIN="local")  # never fetch another toolchain
